@@ -1,0 +1,318 @@
+"""The contracts between the core and plugins: Backbone, Task, TransferMethod, Predictor,
+Objective and RunContext.
+
+They are small abstract classes rather than bare protocols so that shared behaviour (feature
+extraction in batches, parameter counting, hyper-parameter validation) lives in one place.
+torch is imported lazily: the raw baselines and the CLI never need it.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from transferlab.errors import DataError, IncompatibleError
+from transferlab.params import Param, resolve_params
+
+if TYPE_CHECKING:
+    import torch
+
+MODALITIES = ("image", "text")
+FAMILIES = ("feature", "parameter", "relational", "baseline")
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """Inputs (image paths/arrays or strings) with integer labels indexing ``label_names``."""
+
+    inputs: Sequence[Any]
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if len(self.inputs) != len(self.labels):
+            raise DataError(
+                f"split has {len(self.inputs)} inputs but {len(self.labels)} labels;"
+                " every input needs exactly one label"
+            )
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+class Task(abc.ABC):
+    """A dataset with named splits, a modality, label names and a primary metric."""
+
+    name: str
+    modality: str
+    kind: str = "classification"
+    primary_metric: str = "accuracy"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._splits: dict[str, Split] = {}
+
+    @property
+    @abc.abstractmethod
+    def label_names(self) -> list[str]:
+        """Class names; labels in every split index this list."""
+
+    @abc.abstractmethod
+    def split_names(self) -> list[str]:
+        """Available splits, a subset of ``train``, ``val``, ``test``."""
+
+    @abc.abstractmethod
+    def _load_split(self, split: str) -> Split:
+        """Load one split from storage (called once, result cached and validated)."""
+
+    def split(self, split: str) -> Split:
+        """Return a split, loading and validating it on first use."""
+        if split not in self._splits:
+            if split not in self.split_names():
+                raise DataError(
+                    f"task {self.name!r} has no {split!r} split; it has"
+                    f" {', '.join(self.split_names())}"
+                )
+            loaded = self._load_split(split)
+            self._validate(split, loaded)
+            self._splits[split] = loaded
+        return self._splits[split]
+
+    def _validate(self, split: str, data: Split) -> None:
+        if len(data) == 0:
+            raise DataError(f"task {self.name!r}: split {split!r} is empty; add examples to it")
+        n = len(self.label_names)
+        if data.labels.min() < 0 or data.labels.max() >= n:
+            raise DataError(f"task {self.name!r}: split {split!r} has labels outside 0..{n - 1}")
+
+    def fingerprint(self) -> str:
+        """A stable identifier of the task's data, for the feature cache."""
+        return self.name
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "modality": self.modality,
+            "kind": self.kind,
+            "primary_metric": self.primary_metric,
+        }
+
+
+# --- backbones -----------------------------------------------------------------------------
+
+
+class Backbone(abc.ABC):
+    """A pretrained mapping from inputs to ``[B, D]`` representations, with preprocessing."""
+
+    name: str
+    modality: str
+    default_batch_size: int = 16
+
+    @property
+    @abc.abstractmethod
+    def feature_dim(self) -> int:
+        """Width D of the representation returned by :meth:`features`."""
+
+    @property
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """Hash of weights and preprocessing; equal fingerprints give equal features."""
+
+    @property
+    def module(self) -> torch.nn.Module | None:
+        """The trainable torch module, or None for non-neural baselines."""
+        return None
+
+    @abc.abstractmethod
+    def preprocess(self, inputs: Sequence[Any]) -> Any:
+        """Turn raw inputs (image paths/arrays, strings) into a model-ready batch."""
+
+    @abc.abstractmethod
+    def features(self, batch: Any) -> Any:
+        """Map a preprocessed batch to a ``[B, D]`` tensor (differentiable when trainable)."""
+
+    def layer_groups(self) -> list[tuple[str, list[Any]]]:
+        """(name, modules) from the input side to the head, for freezing and layer-wise LR."""
+        return []
+
+    def prepare(self, task: Task) -> None:  # noqa: B027 - optional hook
+        """Fit data-dependent preprocessing (e.g. a TF-IDF vocabulary) on ``task``'s training
+        split only; called by the harness before any feature is extracted."""
+
+    def to(self, device: str) -> Backbone:
+        if self.module is not None:
+            self.module.to(device)
+        return self
+
+    def num_parameters(self) -> int:
+        return 0 if self.module is None else sum(p.numel() for p in self.module.parameters())
+
+    def encode(
+        self, inputs: Sequence[Any], *, batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None, device: str = "cpu",
+    ) -> np.ndarray:
+        """Frozen features for ``inputs`` as a float32 ``[N, D]`` array, in batches."""
+        batch_size = batch_size or self.default_batch_size
+        chunks: list[np.ndarray] = []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            chunks.append(self._encode_batch(chunk, device))
+            if progress is not None:
+                progress(len(chunk))
+        if not chunks:
+            return np.zeros((0, self.feature_dim), dtype=np.float32)
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def _encode_batch(self, chunk: Sequence[Any], device: str) -> np.ndarray:
+        import torch
+
+        module = self.module
+        if module is not None:
+            module.eval()
+        with torch.inference_mode():
+            batch = self.preprocess(chunk)
+            batch = _to_device(batch, device)
+            out = self.features(batch)
+        return out.float().cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "modality": self.modality, "feature_dim": self.feature_dim}
+
+
+def _to_device(batch: Any, device: str) -> Any:
+    if hasattr(batch, "to"):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+# --- predictors, methods, objectives -------------------------------------------------------
+
+
+class Predictor(abc.ABC):
+    """What a transfer method returns: predictions plus how much of it was trained."""
+
+    trainable_params: int = 0
+    total_params: int = 0
+
+    @abc.abstractmethod
+    def predict(self, inputs: Sequence[Any], ctx: RunContext) -> np.ndarray:
+        """Integer class predictions for ``inputs``."""
+
+    def predict_split(self, task: Task, split: str, ctx: RunContext) -> np.ndarray:
+        """Predictions for a whole split; feature predictors override it to reuse the cache."""
+        return self.predict(task.split(split).inputs, ctx)
+
+
+class TransferMethod(abc.ABC):
+    """A strategy that turns a backbone into a predictor for a task.
+
+    Subclasses set ``name``, ``family``, ``params`` (declared hyper-parameters) and
+    ``modalities``, and implement :meth:`fit`. Parameters are validated on construction, so a
+    bad value fails before any work starts.
+    """
+
+    name: ClassVar[str]
+    family: ClassVar[str] = "feature"
+    summary: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    modalities: ClassVar[tuple[str, ...]] = MODALITIES
+    needs_module: ClassVar[bool] = False
+
+    def __init__(self, registered_name: str | None = None, /, **params: Any) -> None:
+        self.hparams = resolve_params(self.params, params, owner=self.name)
+
+    def check(self, backbone: Backbone, task: Task) -> None:
+        """Raise :class:`IncompatibleError` if this method cannot run on the pair."""
+        if backbone.modality != task.modality:
+            raise IncompatibleError(
+                f"backbone {backbone.name!r} reads {backbone.modality} but task {task.name!r}"
+                f" is {task.modality}; pick a {task.modality} backbone"
+            )
+        if task.modality not in self.modalities:
+            raise IncompatibleError(f"method {self.name!r} does not support {task.modality} tasks")
+        if self.needs_module and backbone.module is None:
+            raise IncompatibleError(
+                f"method {self.name!r} trains weights but {backbone.name!r} has none;"
+                " use a feature method such as linear-probe"
+            )
+
+    @abc.abstractmethod
+    def fit(self, backbone: Backbone, task: Task, ctx: RunContext) -> Predictor:
+        """Train on ``task``'s training data and return a predictor."""
+
+
+class Objective(abc.ABC):
+    """A loss over a model's outputs and a batch; objectives compose as weighted sums."""
+
+    name: str
+
+    @abc.abstractmethod
+    def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> torch.Tensor: ...
+
+
+# --- run context ---------------------------------------------------------------------------
+
+
+@dataclass
+class Budget:
+    """How much training a cell may spend; the first limit reached stops it."""
+
+    epochs: int | None = None
+    steps: int | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class RunContext:
+    """Seed, device, budget, feature access, progress and logging for one cell."""
+
+    seed: int = 0
+    device: str = "cpu"
+    budget: Budget = field(default_factory=Budget)
+    progress: bool = True
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("transferlab"))
+    feature_store: Any = None  # transferlab.harness.features.FeatureStore
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        """A numpy generator derived from the cell seed (same seed, same stream)."""
+        return np.random.default_rng([self.seed, salt])
+
+    def seed_everything(self) -> None:
+        """Seed python, numpy and torch (when installed) from the cell seed."""
+        import random
+
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch-less installs
+            return
+        torch.manual_seed(self.seed)
+
+    def features(self, backbone: Backbone, task: Task, split: str) -> np.ndarray:
+        """Frozen features of one split, shared across methods through the feature store."""
+        from transferlab.harness.features import FeatureStore
+
+        if self.feature_store is None:
+            self.feature_store = FeatureStore()
+        return self.feature_store.get(backbone, task, split, self)
+
+    @contextlib.contextmanager
+    def progress_bar(self, total: int, desc: str) -> Iterator[Callable[[int], None]]:
+        """A tqdm bar (hidden when progress is off); yields its ``update`` callable."""
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=desc, disable=None if self.progress else True,
+                  leave=False) as bar:  # None: hidden when not a terminal
+            yield bar.update

@@ -1,0 +1,90 @@
+"""``transferlab bench`` (run a suite, resuming) and ``transferlab report`` (leaderboards)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from transferlab.cli.options import data_dir_option, db_option
+from transferlab.harness.cell import Cell, CellResult
+from transferlab.harness.report import FORMATS
+
+
+def _run_with_host(
+    cell: Cell, data_dirs: tuple[Path, ...], device: str | None, progress: bool
+) -> CellResult:
+    """Run one cell with this process's plugin host (picklable for process executors)."""
+    from transferlab.harness.cell import run_cell
+    from transferlab.plugins import get_host
+
+    return run_cell(cell, get_host(data_dirs=data_dirs).registries, device=device,
+                    progress=progress, feature_store=_shared_features())
+
+
+@functools.cache
+def _shared_features() -> object:
+    from transferlab.harness.features import FeatureStore
+
+    return FeatureStore()
+
+
+@click.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--executor", default="local", show_default=True, help="local or process.")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="markdown")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@data_dir_option
+@db_option
+def bench(
+    suite_file: Path, executor: str, device: str | None, fmt: str, no_progress: bool,
+    data_dirs: tuple[Path, ...], db: str,
+) -> None:
+    """Run every cell of SUITE_FILE (TOML), skipping finished ones, then print the leaderboard."""
+    from transferlab.harness.report import leaderboard
+    from transferlab.harness.store import ResultsStore
+    from transferlab.harness.suite import load_suite, run_suite
+    from transferlab.plugins import get_host
+
+    registries = get_host(data_dirs=data_dirs).registries
+    suite = load_suite(suite_file)
+    runner = registries.executors.create(executor)
+    store = ResultsStore(db)
+    run_one = functools.partial(
+        _run_with_host, data_dirs=data_dirs, device=device, progress=not no_progress
+    )
+    failures = skipped = 0
+    for result, cell in run_suite(suite, registries, store, runner, run_one,
+                                  progress=not no_progress):
+        if result is None:
+            skipped += 1
+        elif result.status != "ok":
+            failures += 1
+            click.echo(f"FAILED {cell.label()} seed={cell.seed}: {result.error}", err=True)
+    click.echo(f"suite {suite.name}: {len(suite.cells)} cells, {skipped} already finished,"
+               f" {failures} failed; results in {db}", err=True)
+    click.echo(FORMATS[fmt](leaderboard(store.rows(suite=suite.name))))
+    if failures:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--suite", default=None, help="Only results of this suite.")
+@click.option("--metric", default="accuracy", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="markdown")
+@db_option
+def report(suite: str | None, metric: str, fmt: str, db: str) -> None:
+    """Print leaderboards (mean and 95% CI over seeds) from the results in --db."""
+    from transferlab.errors import TransferlabError
+    from transferlab.harness.report import leaderboard
+    from transferlab.harness.store import ResultsStore
+
+    if not Path(db).exists():
+        raise TransferlabError(f"no results file {db}; run `transferlab run` or pass --db")
+    board = leaderboard(ResultsStore(db).rows(suite=suite), metric=metric)
+    click.echo(FORMATS[fmt](board))
+
+
+COMMANDS = (bench, report)

@@ -1,0 +1,56 @@
+"""``transferlab run``: one cell (backbone x task x method x seed), stored and printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from transferlab.cli.options import data_dir_option, db_option, json_option
+from transferlab.params import parse_assignments
+
+
+@click.command()
+@click.option("-b", "--backbone", required=True, help="Backbone, e.g. timm:efficientnet_lite0.")
+@click.option("-t", "--task", required=True, help="Task name, e.g. digits or csv:DIR.")
+@click.option("-m", "--method", required=True, help="Transfer method, e.g. linear-probe.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Method hyper-parameter; repeatable.")
+@click.option("-B", "--backbone-param", "backbone_params", multiple=True, metavar="KEY=VALUE",
+              help="Backbone parameter (e.g. img_size=96); repeatable.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@data_dir_option
+@db_option
+@json_option
+def run(
+    backbone: str, task: str, method: str, params: tuple[str, ...],
+    backbone_params: tuple[str, ...], seed: int, device: str | None, no_progress: bool,
+    data_dirs: tuple[Path, ...], db: str, as_json: bool,
+) -> None:
+    """Fit METHOD on BACKBONE for TASK, score the test split, store the result in --db."""
+    from transferlab.harness.cell import Cell, run_cell, validate_cell
+    from transferlab.harness.store import ResultsStore
+    from transferlab.plugins import get_host
+
+    registries = get_host(data_dirs=data_dirs).registries
+    cell = Cell(backbone, task, method, parse_assignments(params),
+                parse_assignments(backbone_params), seed)
+    cell = validate_cell(cell, registries)  # bad names or values fail before any work
+    store = ResultsStore(db)
+    result = run_cell(cell, registries, device=device, progress=not no_progress)
+    store.add(result)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif result.status == "ok":
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
+        click.echo(f"{cell.label()} seed={seed}: {metrics}")
+        click.echo(
+            f"fit {result.fit_seconds:.1f}s  predict {result.predict_seconds:.1f}s  trainable"
+            f" {result.trainable_params:,} / {result.total_params:,} params"
+            f"  peak {result.peak_memory_mb:.0f} MiB  (stored in {db})"
+        )
+    if result.status != "ok":
+        raise click.ClickException(f"{cell.label()} failed: {result.error}")

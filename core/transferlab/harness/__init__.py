@@ -1,0 +1,1 @@
+"""The common benchmark harness: run cells, share features, store results, report."""

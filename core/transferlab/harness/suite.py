@@ -1,0 +1,100 @@
+"""Suites: TOML files naming backbones x tasks x methods x seeds, expanded into cells.
+
+```toml
+name = "demo"
+tasks = ["digits"]
+seeds = [0, 1, 2]
+backbones = ["raw:pixels", { name = "timm:efficientnet_lite0", params = { img_size = 64 } }]
+methods = [{ name = "linear-probe", params = { C = 1.0 } }]
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transferlab.errors import DataError
+from transferlab.harness.cell import Cell, CellResult, validate_cell
+from transferlab.registry import Registries
+
+
+@dataclass
+class Suite:
+    name: str
+    cells: list[Cell] = field(default_factory=list)
+
+
+def _named(item: Any, where: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(item, str):
+        return item, {}
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+        unknown = set(item) - {"name", "params"}
+        if unknown:
+            raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; use name and params")
+        return item["name"], dict(item.get("params", {}))
+    raise DataError(f"{where}: expected a name or {{ name = ..., params = {{...}} }}, got {item!r}")
+
+
+def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
+    """Expand a suite mapping into the full cross product of cells."""
+    for key in ("backbones", "tasks", "methods"):
+        if not data.get(key):
+            raise DataError(f"suite {default_name!r} needs a non-empty {key!r} list")
+    seeds = data.get("seeds", [0])
+    if not all(isinstance(s, int) for s in seeds):
+        raise DataError(f"suite {default_name!r}: seeds must be integers, got {seeds!r}")
+    backbones = [_named(b, "backbones") for b in data["backbones"]]
+    methods = [_named(m, "methods") for m in data["methods"]]
+    cells = [
+        Cell(b, t, m, mp, bp, s)
+        for t in data["tasks"]
+        for b, bp in backbones
+        for m, mp in methods
+        for s in seeds
+    ]
+    return Suite(str(data.get("name", default_name)), cells)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read a suite TOML file; a malformed file fails with its path and the parse error."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"suite file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"suite file {path} is not valid TOML: {exc}") from None
+    return parse_suite(data, default_name=path.stem)
+
+
+RunOne = Callable[[Cell], CellResult]
+
+
+def run_suite(
+    suite: Suite, registries: Registries, store: Any, executor: Any, run_one: RunOne,
+    *, progress: bool = True,
+) -> Iterator[tuple[CellResult | None, Cell]]:
+    """Validate every cell up front, then run the unfinished ones, storing each result.
+
+    Yields ``(result, cell)``; ``result`` is None for cells skipped because they were
+    already finished (resume).
+    """
+    from tqdm.auto import tqdm
+
+    cells = [validate_cell(cell, registries) for cell in suite.cells]
+    todo = []
+    for cell in cells:
+        if store.finished(cell):
+            yield None, cell
+        else:
+            todo.append(cell)
+    with tqdm(total=len(todo), desc=f"suite {suite.name}",
+              disable=None if progress else True) as bar:
+        for result in executor.run(todo, run_one):
+            store.add(result, suite=suite.name)
+            bar.update(1)
+            yield result, result.cell

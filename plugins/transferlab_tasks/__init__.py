@@ -1,0 +1,1 @@
+"""Built-in tasks: scikit-learn digits, CSV text folders and image folders."""

