@@ -76,7 +76,10 @@ class TimmBackbone(Backbone):
 
             self.weights = load_checkpoint(tag, self.model, expected_name=f"timm:{arch}")
         self.img_size = img_size
-        self._transform, self.data_config = _eval_transform(self.model, img_size)
+        overrides = {}
+        if tag is None and arch in OFFLINE:
+            overrides = {"mean": OFFLINE[arch].mean, "std": OFFLINE[arch].std}
+        self._transform, self.data_config = _eval_transform(self.model, img_size, overrides)
         self._fingerprint: str | None = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -141,10 +144,14 @@ def _group_label(names: list[str]) -> str:
     return ".".join(first.split(".")[:2])
 
 
-def _eval_transform(model: nn.Module, img_size: int) -> tuple[Any, dict[str, Any]]:
+def _eval_transform(
+    model: nn.Module, img_size: int, overrides: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """timm's eval transform at ``img_size``; ``overrides`` carry the weights' own mean/std."""
     from timm.data import create_transform, resolve_data_config
 
-    config = resolve_data_config({"input_size": (3, img_size, img_size)}, model=model)
+    args = {"input_size": (3, img_size, img_size), **overrides}
+    config = resolve_data_config(args, model=model)
     return create_transform(**config, is_training=False), config
 
 
