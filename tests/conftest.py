@@ -35,6 +35,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
                 "TRANSFERLAB_DATA"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TRANSFERLAB_DB", str(tmp_path / "results.sqlite"))
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "feature-cache"))
     import transferlab.plugins as plugins
 
     monkeypatch.setattr(plugins, "_HOST", None)

@@ -68,7 +68,8 @@ def test_builtin_plugins_load_through_entry_points():
     regs = host.registries
     assert "digits" in regs.tasks and "linear-probe" in regs.methods
     assert "timm:efficientnet_lite0" in regs.backbones
-    assert host.plugins["feature"].registered["methods"] == ["linear-probe"]
+    assert host.plugins["feature"].registered["methods"] == [
+        "linear-probe", "knn", "ncm", "adapter", "coral"]
 
 
 def test_third_party_distribution_shows_up(fake_dists, runner):

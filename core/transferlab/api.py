@@ -213,6 +213,12 @@ class Predictor(abc.ABC):
         """Predictions for a whole split; feature predictors override it to reuse the cache."""
         return self.predict(task.split(split).inputs, ctx)
 
+    def predict_experiments(self, task: Task, split: str, ctx: RunContext
+                            ) -> list[np.ndarray] | None:
+        """Predictions of each repeated experiment, for protocols that fit several models and
+        report their mean and spread (MTEB's 10 subsamples); None for a single model."""
+        return None
+
 
 class TransferMethod(abc.ABC):
     """A strategy that turns a backbone into a predictor for a task.
@@ -228,6 +234,7 @@ class TransferMethod(abc.ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
     needs_module: ClassVar[bool] = False
+    adapts_domains: ClassVar[bool] = False
 
     def __init__(self, registered_name: str | None = None, /, **params: Any) -> None:
         self.hparams = resolve_params(self.params, params, owner=self.name)
@@ -250,6 +257,17 @@ class TransferMethod(abc.ABC):
     @abc.abstractmethod
     def fit(self, backbone: Backbone, task: Task, ctx: RunContext) -> Predictor:
         """Train on ``task``'s training data and return a predictor."""
+
+    def fit_adapted(
+        self, backbone: Backbone, source: Task, target: Task, ctx: RunContext
+    ) -> Predictor:
+        """Domain adaptation: labeled ``source`` training data plus ``target`` training inputs
+        whose labels are hidden (-1); the predictor is scored on the target test split.
+
+        Methods that do not adapt keep this default, training on the source only (the
+        "source-only" baseline); adapting methods override it and set ``adapts_domains``.
+        """
+        return self.fit(backbone, source, ctx)
 
 
 class Objective(abc.ABC):

@@ -32,9 +32,9 @@ def cli() -> None:
 
 
 def _add_builtin_commands() -> None:
-    from transferlab.cli import bench, inspect, run
+    from transferlab.cli import bench, cache, inspect, run
 
-    for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS):
+    for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *cache.COMMANDS):
         cli.add_command(command)
 
 

@@ -1,4 +1,8 @@
-"""``transferlab run``: one cell (backbone x task x method x seed), stored and printed."""
+"""``transferlab run``: one cell (backbone x task x method x seed), stored and printed.
+
+``--source-task S`` makes it a domain-adaptation cell: the method trains on S's labeled
+training split plus the unlabeled training inputs of ``-t`` and is scored on ``-t``'s test split.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from transferlab.params import parse_assignments
 @click.option("-b", "--backbone", required=True, help="Backbone, e.g. timm:efficientnet_lite0.")
 @click.option("-t", "--task", required=True, help="Task name, e.g. digits or csv:DIR.")
 @click.option("-m", "--method", required=True, help="Transfer method, e.g. linear-probe.")
+@click.option("--source-task", default=None, metavar="TASK",
+              help="Domain adaptation: labeled source task (same labels as -t, which is then"
+              " the unlabeled target scored on its test split), e.g. mnist_subset.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Method hyper-parameter; repeatable.")
 @click.option("-B", "--backbone-param", "backbone_params", multiple=True, metavar="KEY=VALUE",
@@ -26,7 +33,7 @@ from transferlab.params import parse_assignments
 @db_option
 @json_option
 def run(
-    backbone: str, task: str, method: str, params: tuple[str, ...],
+    backbone: str, task: str, method: str, source_task: str | None, params: tuple[str, ...],
     backbone_params: tuple[str, ...], seed: int, device: str | None, no_progress: bool,
     data_dirs: tuple[Path, ...], db: str, as_json: bool,
 ) -> None:
@@ -37,7 +44,7 @@ def run(
 
     registries = get_host(data_dirs=data_dirs).registries
     cell = Cell(backbone, task, method, parse_assignments(params),
-                parse_assignments(backbone_params), seed)
+                parse_assignments(backbone_params), seed, source_task)
     cell = validate_cell(cell, registries)  # bad names or values fail before any work
     store = ResultsStore(db)
     result = run_cell(cell, registries, device=device, progress=not no_progress)

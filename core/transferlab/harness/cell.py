@@ -3,6 +3,10 @@
 ``validate_cell`` resolves names and parameters without loading anything, so bad input fails
 before work starts; ``run_cell`` never raises for a failing cell (the error is recorded) except
 on interruption.
+
+A cell with a ``source_task`` is a domain-adaptation cell: the method gets the labeled source
+training split and the target training inputs with their labels hidden
+(:class:`transferlab.harness.domain.UnlabeledTarget`), and is scored on the target test split.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from transferlab.api import Budget, RunContext
 from transferlab.errors import TransferlabError
+from transferlab.harness.domain import UnlabeledTarget, check_same_labels
 from transferlab.harness.environment import default_device, environment, peak_memory_mb
 from transferlab.harness.metrics import classification_metrics
 from transferlab.registry import Registries
@@ -25,7 +30,8 @@ from transferlab.registry import Registries
 
 @dataclass(frozen=True)
 class Cell:
-    """What to run. ``params`` go to the method, ``backbone_params`` to the backbone."""
+    """What to run. ``params`` go to the method, ``backbone_params`` to the backbone;
+    ``source_task`` (optional) makes it a domain-adaptation cell scored on ``task``."""
 
     backbone: str
     task: str
@@ -33,13 +39,17 @@ class Cell:
     params: Mapping[str, Any] = field(default_factory=dict)
     backbone_params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
+    source_task: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "backbone": self.backbone, "task": self.task, "method": self.method,
             "params": dict(self.params), "backbone_params": dict(self.backbone_params),
             "seed": self.seed,
         }
+        if self.source_task is not None:  # absent otherwise, so older cell keys stay valid
+            data["source_task"] = self.source_task
+        return data
 
     @property
     def key(self) -> str:
@@ -49,7 +59,8 @@ class Cell:
 
     def label(self) -> str:
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.backbone} x {self.task} x {self.method}" + (f"[{extra}]" if extra else "")
+        task = self.task if self.source_task is None else f"{self.source_task}->{self.task}"
+        return f"{self.backbone} x {task} x {self.method}" + (f"[{extra}]" if extra else "")
 
 
 @dataclass
@@ -82,8 +93,11 @@ def validate_cell(cell: Cell, registries: Registries) -> Cell:
         cell.backbone, cell.backbone_params
     )
     registries.tasks.get(cell.task).validate(cell.task)
+    if cell.source_task is not None:
+        registries.tasks.get(cell.source_task).validate(cell.source_task)
     params = registries.methods.get(cell.method).validate(cell.method, cell.params)
-    return Cell(cell.backbone, cell.task, cell.method, params, backbone_params, cell.seed)
+    return Cell(cell.backbone, cell.task, cell.method, params, backbone_params, cell.seed,
+                cell.source_task)
 
 
 def run_cell(
@@ -106,17 +120,34 @@ def run_cell(
         method = registries.methods.create(cell.method, cell.params)
         method.check(backbone, task)
         test = task.split("test")
-        backbone.prepare(task)
+        source = None
+        if cell.source_task is not None:
+            source = registries.tasks.create(cell.source_task)
+            method.check(backbone, source)
+            check_same_labels(source, task)
+        backbone.prepare(source or task)  # data-dependent preprocessing sees training data only
         start = time.perf_counter()
-        predictor = method.fit(backbone, task, ctx)
+        if source is None:
+            predictor = method.fit(backbone, task, ctx)
+        else:
+            predictor = method.fit_adapted(backbone, source, UnlabeledTarget(task), ctx)
         result.fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        predictions = predictor.predict_split(task, "test", ctx)
+        experiments = predictor.predict_experiments(task, "test", ctx)
+        if experiments is None:
+            predictions = predictor.predict_split(task, "test", ctx)
         result.predict_seconds = time.perf_counter() - start
-        result.metrics = classification_metrics(test.labels, predictions)
+        result.extra = dict(getattr(predictor, "extra", {}) or {})
+        if experiments is None:
+            result.metrics = classification_metrics(test.labels, predictions)
+        else:
+            result.metrics, result.extra["experiments"] = _experiment_metrics(
+                test.labels, experiments)
         result.trainable_params = int(predictor.trainable_params)
         result.total_params = int(predictor.total_params)
-        result.extra = dict(getattr(predictor, "extra", {}) or {})
+        if cell.source_task is not None:
+            result.extra.setdefault(
+                "adaptation", "adapted" if method.adapts_domains else "source-only")
         result.status = "ok"
     except KeyboardInterrupt:
         raise
@@ -130,3 +161,19 @@ def run_cell(
     result.peak_memory_mb = peak_memory_mb(device)
     result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     return result
+
+
+def _experiment_metrics(
+    labels: Any, experiments: list[Any]
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Mean of each metric over repeated experiments, its sample standard deviation as
+    ``<metric>_std``, and the per-experiment metrics (kept in ``extra``)."""
+    import numpy as np
+
+    per = [classification_metrics(labels, p) for p in experiments]
+    summary: dict[str, float] = {}
+    for name in per[0]:
+        values = np.array([m[name] for m in per])
+        summary[name] = float(values.mean())
+        summary[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return summary, per

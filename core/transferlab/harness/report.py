@@ -67,7 +67,8 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in latest.values():
         label = _params_label(row, varying)
-        groups[(row["task"], row["backbone"], row["method"], label)].append(row)
+        task = row["task"] if not row.get("source_task") else f"{row['source_task']}->{row['task']}"
+        groups[(task, row["backbone"], row["method"], label)].append(row)
     board = []
     for (task, backbone, method, params), members in groups.items():
         values = [m["metrics"][metric] for m in members if metric in m["metrics"]]

@@ -2,6 +2,10 @@
 
 Rows are never updated or deleted: a re-run of a failed cell adds a new row, and ``finished``
 tells a suite which cells already have a successful result so it can resume.
+
+Schema changes are additive: :data:`MIGRATIONS` lists columns added after the first release,
+and opening an older file adds them (``ALTER TABLE ... ADD COLUMN``), leaving old rows as they
+were (NULL in the new column).
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_cell ON results (cell_key, status);
 """
 
+# (column, SQL type) added since the first schema; applied in order to older files.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("source_task", "TEXT"),  # domain adaptation: the labeled source task, NULL otherwise
+)
+
 
 class ResultsStore:
     """Append-only SQLite storage of :class:`CellResult` rows."""
@@ -53,6 +62,7 @@ class ResultsStore:
         try:
             with closing(self._connect()) as conn, conn:
                 conn.executescript(SCHEMA)
+                _migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise TransferlabError(
                 f"{self.path} is not a transferlab results database ({exc});"
@@ -73,14 +83,14 @@ class ResultsStore:
             _dumps(c.backbone_params), c.seed, result.status, _dumps(result.metrics),
             result.fit_seconds, result.predict_seconds, result.trainable_params,
             result.total_params, result.peak_memory_mb, result.error,
-            _dumps(result.environment), _dumps(result.extra), result.finished_at,
+            _dumps(result.environment), _dumps(result.extra), result.finished_at, c.source_task,
         )
         with closing(self._connect()) as conn, conn:
             cursor = conn.execute(
                 "INSERT INTO results (cell_key, suite, backbone, task, method, params,"
                 " backbone_params, seed, status, metrics, fit_seconds, predict_seconds,"
                 " trainable_params, total_params, peak_memory_mb, error, environment, extra,"
-                " finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " finished_at, source_task) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
             return int(cursor.lastrowid or 0)
@@ -105,6 +115,19 @@ class ResultsStore:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows(status=None))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns of :data:`MIGRATIONS` that an older file lacks."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+    for column, sql_type in MIGRATIONS:
+        if column in have:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE results ADD COLUMN {column} {sql_type}")
+        except sqlite3.OperationalError as exc:  # another process migrated first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _dumps(value: Any) -> str:
