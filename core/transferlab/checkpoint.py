@@ -25,7 +25,15 @@ def save_checkpoint(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    state: dict[str, Any] = {}
+    seen: set[int] = set()
+    for key, value in module.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        where = tensor.untyped_storage().data_ptr()
+        # tied weights (an LM head sharing the embedding) share memory, which safetensors
+        # refuses: store a copy; loading the state dict restores both, still equal
+        state[key] = tensor.clone() if where in seen else tensor
+        seen.add(where)
     meta = {METADATA_KEY: json.dumps({"name": name, "config": config or {}}, sort_keys=True)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)

@@ -1,0 +1,103 @@
+"""``hf:<name or path>`` (any transformers ``AutoModel`` encoder, BERT family) and the tiny
+from-scratch ``bert:tiny`` / ``bert:small``, with mean or CLS pooling.
+
+``bert:tiny`` is a ``BertForMaskedLM``: features come from its encoder (``.bert``) and the
+masked-LM head stays reachable as ``lm`` for pretraining objectives.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from transferlab.errors import ParamError
+from transferlab_text.base import TextBackbone
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class EncoderBackbone(TextBackbone):
+    """A transformers encoder plus pooling of its last hidden state."""
+
+    encoder: nn.Module
+    lm: nn.Module | None = None
+
+    def __init__(
+        self, name: str, *, max_length: int, batch_size: int, init_seed: int, pooling: str
+    ) -> None:
+        super().__init__(name, max_length=max_length, batch_size=batch_size, init_seed=init_seed)
+        self.pooling = pooling
+        if self.parsed.family == "bert":
+            self._build_tiny()
+        else:
+            self._load_pretrained()
+        check_max_length(self.name, self.encoder.config, max_length)
+        self.model.eval()
+
+    def _load_pretrained(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        from transferlab_text.hub import resolve
+        from transferlab_text.loading import load_or_explain
+
+        found = resolve(self.name, self.parsed.source)
+        kwargs = {"local_files_only": found.local_files_only}
+        self.tokenizer = load_or_explain(AutoTokenizer, found.location, self.name, **kwargs)
+        self.encoder = self.model = load_or_explain(AutoModel, found.location, self.name,
+                                                    **kwargs)
+        self.weights = found.origin
+
+        def reinit() -> None:
+            fresh = AutoModel.from_config(self.encoder.config)
+            self.encoder.load_state_dict(fresh.state_dict())
+
+        self.apply_tag(reinit)
+
+    def _build_tiny(self) -> None:
+        import torch
+        from transformers import BertForMaskedLM
+
+        from transferlab_text.tiny import TINY, bert_config, wordpiece_tokenizer
+
+        self.tokenizer = wordpiece_tokenizer()
+        with torch.random.fork_rng():
+            torch.manual_seed(self.init_seed)
+            self.lm = self.model = BertForMaskedLM(bert_config(TINY[self.parsed.source],
+                                                               self.tokenizer))
+        self.encoder = self.lm.bert
+        self.weights = f"random(init_seed={self.init_seed})"
+        if self.parsed.tag not in (None, "random"):
+            self.apply_tag(lambda: None)
+
+    # -- contract -----------------------------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        return int(self.encoder.config.hidden_size)
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        from transferlab_text.pooling import pool
+
+        hidden = self.encoder(**batch).last_hidden_state
+        return pool(hidden, batch["attention_mask"], self.pooling)
+
+    def base_model(self) -> nn.Module:
+        return self.encoder
+
+    def head_modules(self) -> list[nn.Module]:
+        if self.lm is None:
+            return []
+        head = self.lm.get_output_embeddings()
+        return [getattr(self.lm, "cls", head)]
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "pooling": self.pooling}
+
+
+def check_max_length(name: str, config: Any, max_length: int) -> None:
+    """Refuse a ``max_length`` beyond the model's position embeddings."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions",
+                                                                        None)
+    if limit is not None and max_length > limit:
+        raise ParamError(f"{name}: parameter max_length={max_length} exceeds the model's"
+                         f" {limit} positions; use -B max_length={limit} or less")
