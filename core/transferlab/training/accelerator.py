@@ -1,0 +1,43 @@
+"""Device placement and mixed precision through Hugging Face Accelerate.
+
+``accelerate launch`` then scales a fine-tune across GPUs without code changes: the loop shards
+each epoch's batches by process and Accelerate wraps the model for gradient synchronisation.
+Accelerate keeps one process-wide state; a cell asking for another device or precision than
+the previous cell resets it (never the distributed part).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transferlab.errors import ParamError
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """``auto`` -> bf16 on a GPU that supports it, else no. CPU always trains in fp32: mixed
+    precision is a GPU speed-up, and results should not depend on CPU autocast support."""
+    if not device.startswith("cuda"):
+        return "no"
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "no"
+
+
+def make_accelerator(device: str, mixed_precision: str) -> Any:
+    """An :class:`accelerate.Accelerator` for ``device`` with the resolved precision."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ParamError(f"device {device!r} was requested but torch sees no GPU; use --device"
+                         " cpu")
+    precision = resolve_precision(mixed_precision, device)
+    kwargs = {"cpu": not device.startswith("cuda"), "mixed_precision": precision}
+    try:
+        return Accelerator(**kwargs)
+    except ValueError:  # the process-wide state was set up differently by an earlier cell
+        AcceleratorState._reset_state(reset_partial_state=False)
+        return Accelerator(**kwargs)

@@ -1,0 +1,154 @@
+"""The shared training loop: objective, AdamW + warm-up/cosine, budget, early stopping,
+gradient clipping and accumulation, Accelerate for device and precision, tqdm progress.
+
+Deterministic for a given seed: the caller seeds torch (head init, dropout) and the example
+order of each epoch depends only on (seed, epoch). Nothing here catches KeyboardInterrupt, so
+an interrupted fit stops at once and the progress bar is closed on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from transferlab.api import Objective, RunContext
+from transferlab.training.accelerator import make_accelerator
+from transferlab.training.config import TrainConfig, check_budget
+from transferlab.training.data import BatchSource, count_batches, shuffled, to_device
+from transferlab.training.evaluate import evaluate
+from transferlab.training.schedule import build_optimizer, build_scheduler
+from transferlab.training.stopping import EarlyStopping
+
+
+@dataclass
+class TrainResult:
+    """What happened during training, for the results store (``predictor.extra``)."""
+
+    steps: int = 0
+    epochs: int = 0
+    examples: int = 0
+    train_seconds: float = 0.0
+    stop_reason: str = ""
+    best_epoch: int | None = None
+    val_accuracy: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Flat JSON-friendly fields (the per-epoch history stays out of the store)."""
+        return {
+            "steps": self.steps, "epochs": self.epochs, "stop_reason": self.stop_reason,
+            "best_epoch": self.best_epoch, "val_accuracy": self.val_accuracy,
+            "train_seconds": round(self.train_seconds, 3),
+            "train_examples_per_s": round(self.examples_per_second, 2),
+        }
+
+
+def set_train_mode(model: nn.Module) -> None:
+    """Training mode, except batch-norm layers that are not fully trained: their running
+    statistics stay frozen too, so a frozen layer computes exactly what it did before."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if not params or not all(p.requires_grad for p in params):
+                module.eval()
+
+
+def train(
+    model: nn.Module, train_data: BatchSource, val_data: BatchSource | None,
+    objective: Objective, groups: Sequence[dict[str, Any]], config: TrainConfig,
+    ctx: RunContext, *, desc: str = "train",
+) -> TrainResult:
+    """Train ``model`` (forward: preprocessed batch -> logits) in place and return a summary.
+
+    ``groups`` are AdamW parameter groups with their own peak ``lr``/``weight_decay``;
+    parameters outside them do not change. With ``val_data`` the best epoch by validation
+    accuracy (ties: lower loss) is restored at the end.
+    """
+    budget = check_budget(config.budget)
+    accelerator = make_accelerator(ctx.device, config.mixed_precision)
+    optimizer = build_optimizer(groups, config.betas)
+    ranks, rank = accelerator.num_processes, accelerator.process_index
+    per_rank = len(train_data) // ranks if ranks > 1 else len(train_data)
+    micro = count_batches(per_rank, train_data.batch_size, drop_singleton=True)
+    steps_per_epoch = max(1, -(-micro // config.accumulate))
+    total = steps_per_epoch * budget.epochs if budget.epochs else math.inf
+    total = int(min(total, budget.steps or math.inf))
+    scheduler = build_scheduler(optimizer, total, config.warmup)
+    setup = getattr(objective, "setup", None)
+    if callable(setup):
+        setup(model)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    trained = [p for g in groups for p in g["params"]]
+    stopper = EarlyStopping(config.patience) if val_data is not None else None
+    result = TrainResult()
+    start = time.perf_counter()
+    epoch_limit = budget.epochs or math.inf
+    with ctx.progress_bar(total, desc) as update:
+        epoch = 0
+        while not result.stop_reason:
+            if epoch >= epoch_limit:
+                result.stop_reason = "epochs"
+                break
+            set_train_mode(model)
+            order = shuffled(len(train_data), ctx.seed, epoch)
+            if ranks > 1:
+                order = order[: per_rank * ranks][rank::ranks]
+            losses: list[float] = []
+            tick = time.perf_counter()
+            batches = train_data.batches(order, drop_singleton=True)
+            for index, (inputs, labels) in enumerate(batches):
+                group_end = min(micro, (index // config.accumulate + 1) * config.accumulate)
+                group_size = group_end - (index // config.accumulate) * config.accumulate
+                sync = index + 1 == group_end
+                inputs = to_device(inputs, accelerator.device)
+                labels = labels.to(accelerator.device)
+                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                    outputs = model(inputs)
+                    loss = objective(outputs, {"inputs": inputs, "labels": labels})
+                    accelerator.backward(loss / group_size)
+                losses.append(float(loss.detach()))
+                result.examples += len(labels)
+                if not sync:
+                    continue
+                if config.grad_clip > 0:
+                    accelerator.clip_grad_norm_(trained, config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                result.steps += 1
+                update(1)
+                if result.steps >= (budget.steps or math.inf):
+                    result.stop_reason = "steps"
+                elif budget.seconds and time.perf_counter() - start >= budget.seconds:
+                    result.stop_reason = "seconds"
+                if result.stop_reason:
+                    break
+            result.train_seconds += time.perf_counter() - tick
+            epoch += 1
+            result.epochs = epoch
+            record = {"epoch": epoch, "train_loss": sum(losses) / max(1, len(losses)),
+                      "lr": scheduler.get_last_lr()[0]}
+            if stopper is not None:
+                accuracy, val_loss = evaluate(model, val_data, accelerator.device)
+                record.update(val_accuracy=accuracy, val_loss=val_loss)
+                if stopper.update(epoch, accuracy, val_loss, model) and not result.stop_reason:
+                    result.stop_reason = "early-stopping"
+            result.history.append(record)
+            if result.steps >= total and not result.stop_reason:
+                result.stop_reason = "steps" if budget.steps == total else "epochs"
+    if stopper is not None and stopper.restore(model):
+        result.best_epoch = stopper.best_epoch
+        result.val_accuracy = stopper.best[0] if stopper.best else None
+    model.eval()
+    return result

@@ -1,0 +1,1 @@
+"""Parameter transfer: keep training the pretrained weights themselves on the new task."""

@@ -1,0 +1,184 @@
+"""Parameter-transfer methods on a tiny random EfficientNet and a subset of digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transferlab.api import RunContext, Split
+from transferlab.errors import CheckpointError, IncompatibleError, ParamError
+from transferlab.harness.cell import Cell, run_cell, validate_cell
+from transferlab.plugins import get_registries
+from transferlab_parameter.predictor import ParameterPredictor
+from transferlab_tasks.digits import DigitsTask
+from transferlab_timm.backbone import TimmBackbone
+
+TINY = "timm:test_efficientnet@random"
+METHODS = ("finetune", "freeze", "bitfit", "lora", "l2sp", "llrd")
+FAST = {"max_steps": 12, "batch_size": 24, "val_fraction": 0.0}
+
+
+class SmallDigits(DigitsTask):
+    """The first 240 training and 120 test digits: enough to learn from in a few steps."""
+
+    def _load_split(self, split: str) -> Split:
+        full = super()._load_split(split)
+        n = 240 if split == "train" else 120
+        return Split(full.inputs[:n], full.labels[:n])
+
+
+def _tiny() -> TimmBackbone:
+    return TimmBackbone(TINY, img_size=32)
+
+
+def _fit(method: str, seed: int = 0, backbone=None, **params):
+    task = SmallDigits()
+    ctx = RunContext(seed=seed, progress=False)
+    backbone = backbone or _tiny()
+    predictor = get_registries().methods.create(method, {**FAST, **params}).fit(
+        backbone, task, ctx)
+    predictions = predictor.predict_split(task, "test", ctx)
+    return predictor, predictions, float((predictions == task.split("test").labels).mean())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_trains_and_reports_parameters(method):
+    predictor, predictions, accuracy = _fit(method, lr=3e-3, head_lr=3e-3)
+    assert predictions.shape == (120,)
+    assert predictor.extra["steps"] == 12 and predictor.extra["stop_reason"] == "steps"
+    assert 0 < predictor.trainable_params <= predictor.total_params
+    head = 256 * 10 + 10
+    if method in {"finetune", "l2sp", "llrd"}:
+        assert predictor.trainable_params == predictor.total_params
+        assert accuracy > 0.2  # 10 classes: chance is 0.1
+    elif method == "freeze":
+        assert predictor.trainable_params == head  # default k=all: head only
+    else:
+        assert head < predictor.trainable_params < predictor.total_params / 4
+
+
+def test_freeze_k_trains_the_top_groups_only():
+    backbone = _tiny()
+    predictor = _fit("freeze", backbone=backbone, k="-1", max_steps=2)[0]
+    top = backbone.layer_groups()[-2][1]  # [-1] is the ImageNet head, off the feature path
+    top_params = sum(p.numel() for m in top for p in m.parameters())
+    assert predictor.trainable_params == top_params + 256 * 10 + 10
+    assert _fit("freeze", k=0, max_steps=1)[0].trainable_params == predictor.total_params
+
+
+def test_same_seed_same_predictions_other_seed_differs():
+    first = _fit("finetune", seed=3, max_steps=6)[1]
+    assert np.array_equal(first, _fit("finetune", seed=3, max_steps=6)[1])
+    lora = _fit("lora", seed=3, max_steps=4)[1]
+    assert np.array_equal(lora, _fit("lora", seed=3, max_steps=4)[1])
+
+
+@pytest.mark.parametrize("method", ["finetune", "lora"])
+def test_saved_predictor_reloads_to_identical_predictions(method, tmp_path):
+    predictor, predictions, _ = _fit(method, max_steps=6)
+    path = predictor.save(tmp_path / "model.safetensors")
+    restored = ParameterPredictor.load(path, _tiny())
+    ctx = RunContext(progress=False)
+    assert np.array_equal(restored.predict(SmallDigits().split("test").inputs, ctx), predictions)
+    assert (restored.trainable_params, restored.total_params) == (
+        predictor.trainable_params, predictor.total_params)
+    other = TimmBackbone("timm:test_resnet@random", img_size=32)
+    with pytest.raises(CheckpointError):
+        ParameterPredictor.load(path, other)
+
+
+def test_early_stopping_uses_a_seeded_validation_split():
+    predictor = _fit("finetune", val_fraction=0.2, max_steps=None, epochs=2, patience=1)[0]
+    assert predictor.extra["val_size"] == 48 and predictor.extra["train_size"] == 192
+    assert predictor.extra["best_epoch"] in {1, 2}
+
+
+@pytest.mark.parametrize(("method", "params", "message"), [
+    ("lora", {"target_modules": "attention"}, r"target_modules='attention' match no"
+     r" adaptable layer of 'timm:test_efficientnet@random'; layer names there end in"),
+    ("lora", {"target_modules": "conv_dw"}, r"grouped convolution \(groups=\d+\)"),
+    ("freeze", {"k": "12"}, r"freeze: k=12 but .* has \d+ layer groups; use -\d+ <= k <= \d+"),
+])
+def test_bad_input_fails_before_training(method, params, message, monkeypatch):
+    import transferlab.training.loop as loop
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(loop, "train", no_training)
+    with pytest.raises(IncompatibleError, match=message):
+        _fit(method, **params)
+
+
+def test_bad_values_fail_at_validation_with_one_line():
+    registries = get_registries()
+    for method, params, message in (
+        ("freeze", {"k": "some"}, "parameter k expects int_or_all, got 'some'"),
+        ("finetune", {"epochs": 0}, "parameter epochs=0 must be >= 1"),
+        ("lora", {"r": 0}, "parameter r=0 must be >= 1"),
+    ):
+        with pytest.raises(ParamError, match=message):
+            validate_cell(Cell(TINY, "digits", method, params), registries)
+
+
+def test_unknown_objective_fails_before_training():
+    from transferlab.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown objective 'hinge'"):
+        _fit("finetune", objective="hinge")
+
+
+def test_run_cell_records_counts_and_training_summary():
+    cell = Cell(TINY, "digits", "bitfit", {"max_steps": 3, "val_fraction": 0.0},
+                {"img_size": 32})
+    result = run_cell(cell, get_registries(), progress=False)
+    assert result.status == "ok", result.error
+    assert 0 < result.trainable_params < result.total_params
+    assert result.extra["steps"] == 3 and result.extra["train_examples_per_s"] > 0
+
+
+def test_keyboard_interrupt_propagates_through_run_cell(monkeypatch):
+    import transferlab.training.loop as loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    cell = Cell(TINY, "digits", "finetune", {"max_steps": 1}, {"img_size": 32})
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cell, get_registries(), progress=False)
+
+
+def _counts(backbone, method, **params):
+    """(trainable, total) after configuring ``method`` (no training needed)."""
+    from transferlab_parameter.model import TransferModel
+
+    instance = get_registries().methods.create(method, params)
+    model = TransferModel(backbone, 2)
+    instance.configure(model, backbone)
+    return model.counts()
+
+
+def test_efficientnet_lite0_lora_and_bitfit_parameter_shares():
+    backbone = TimmBackbone("timm:efficientnet_lite0@random", img_size=32)
+    trainable, total = _counts(backbone, "lora")
+    assert trainable == 182_272 + 1280 * 2 + 2  # rank 8 on 32 pointwise convs + conv_head
+    assert trainable / total < 0.06
+    trainable, total = _counts(TimmBackbone("timm:efficientnet_lite0@random", img_size=32),
+                               "bitfit")
+    assert trainable / total < 0.01
+
+
+def _text_backbone():
+    registries = get_registries()
+    if "sbert:all-MiniLM-L6-v2" not in registries.backbones:
+        pytest.skip("text backbones (plugins/transferlab_text) are not installed")
+    return registries.backbones.create("sbert:all-MiniLM-L6-v2")
+
+
+@pytest.mark.slow
+def test_minilm_lora_and_bitfit_parameter_shares():
+    trainable, total = _counts(_text_backbone(), "lora")
+    assert trainable / total < 0.02
+    trainable, total = _counts(_text_backbone(), "bitfit")
+    assert trainable / total < 0.01
