@@ -137,9 +137,12 @@ def test_corrupt_or_mismatched_checkpoint_is_refused(tmp_path):
 @pytest.mark.parametrize("family", ["sbert", "hf", "gpt"])
 def test_unknown_hub_name_fails_offline_in_one_line(family, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    name = f"{family}:nobody/no-such-model-xyz"
     with pytest.raises(CheckpointError, match="unreachable") as caught:
-        _build(f"{family}:nobody/no-such-model-xyz")
+        _build(name)
     assert "\n" not in str(caught.value) and "local directory" in str(caught.value)
+    with pytest.raises(CheckpointError, match="unreachable"):  # caught before any work too
+        get_host().registries.backbones.get(name).validate(name)
 
 
 def test_unreachable_hub_is_detected_without_retries(monkeypatch):

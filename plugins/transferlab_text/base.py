@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from transferlab.api import Backbone
-from transferlab.errors import DataError
+from transferlab.errors import DataError, ParamError
 from transferlab_text.names import ParsedName, parse_name
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class TextBackbone(Backbone):
 
     def preprocess(self, inputs: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Tokenize strings (padded to the longest, truncated to ``max_length``)."""
-        texts = _as_texts(inputs, self.name)
+        texts = as_texts(inputs, self.name)
         encoded = self.tokenizer(texts, padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")
         return {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask",
@@ -79,7 +79,7 @@ class TextBackbone(Backbone):
     ) -> np.ndarray:
         """Frozen features in input order, computed in batches of similar length (as
         sentence-transformers does) so little time goes into padding."""
-        texts = _as_texts(inputs, self.name)
+        texts = as_texts(inputs, self.name)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batch_size = batch_size or self.default_batch_size
         out = np.zeros((len(texts), self.feature_dim), dtype=np.float32)
@@ -158,10 +158,19 @@ def tokenizer_signature(tokenizer: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _as_texts(inputs: Sequence[Any], name: str) -> list[str]:
+def as_texts(inputs: Sequence[Any], name: str) -> list[str]:
     texts = list(inputs)
     for item in texts:
         if not isinstance(item, str):
             raise DataError(f"{name} reads strings but got {type(item).__name__};"
                             " use a text task with this backbone")
     return texts
+
+
+def check_max_length(name: str, config: Any, max_length: int) -> None:
+    """Refuse a ``max_length`` beyond the model's position embeddings."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions",
+                                                                        None)
+    if limit is not None and max_length > limit:
+        raise ParamError(f"{name}: parameter max_length={max_length} exceeds the model's"
+                         f" {limit} positions; use -B max_length={limit} or less")

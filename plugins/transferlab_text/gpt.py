@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from transferlab_text.base import TextBackbone
+from transferlab_text.base import TextBackbone, check_max_length
 
 if TYPE_CHECKING:
     import torch
@@ -29,8 +29,6 @@ class GptBackbone(TextBackbone):
             self._build_tiny()
         else:
             self._load_pretrained()
-        from transferlab_text.hf import check_max_length
-
         check_max_length(self.name, self.lm.config, max_length)
         if self.tokenizer.pad_token is None:  # GPT-2 style tokenizers have none
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -43,7 +41,7 @@ class GptBackbone(TextBackbone):
         from transferlab_text.hub import resolve
         from transferlab_text.loading import load_or_explain
 
-        found = resolve(self.name, self.parsed.source, hint=", or use gpt:tiny")
+        found = resolve(self.name, self.parsed.source)
         kwargs = {"local_files_only": found.local_files_only}
         self.tokenizer = load_or_explain(AutoTokenizer, found.location, self.name, **kwargs)
         self.lm = self.model = load_or_explain(AutoModelForCausalLM, found.location, self.name,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transferlab.errors import ParamError
-from transferlab_text.base import TextBackbone
+from transferlab_text.base import TextBackbone, check_max_length
 
 if TYPE_CHECKING:
     import torch
@@ -93,11 +92,3 @@ class EncoderBackbone(TextBackbone):
     def config(self) -> dict[str, Any]:
         return {**super().config(), "pooling": self.pooling}
 
-
-def check_max_length(name: str, config: Any, max_length: int) -> None:
-    """Refuse a ``max_length`` beyond the model's position embeddings."""
-    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions",
-                                                                        None)
-    if limit is not None and max_length > limit:
-        raise ParamError(f"{name}: parameter max_length={max_length} exceeds the model's"
-                         f" {limit} positions; use -B max_length={limit} or less")

