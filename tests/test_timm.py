@@ -79,3 +79,15 @@ def test_offline_imagenet_weights_load_and_differ_from_random():
     assert pretrained.num_parameters() == 4_652_008
     random = TimmBackbone("timm:efficientnet_lite0@random", img_size=64)
     assert pretrained.fingerprint != random.fingerprint
+
+
+def test_hub_loading_offline_fails_with_a_clear_fix(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match=r"timm:test_resnet@random, a checkpoint"):
+        TimmBackbone("timm:test_resnet", img_size=32)
+
+
+def test_resnet_and_vgg_style_groups_follow_stages():
+    groups = [name for name, _ in _tiny("timm:test_resnet@random").layer_groups()]
+    assert groups[0] == "stem" and groups[-1] == "head"
+    assert all(g.startswith("layer") or g.startswith("stages") for g in groups[1:-1]), groups

@@ -32,7 +32,9 @@ class Param:
 
     def coerce(self, value: Any, owner: str) -> Any:
         """Return ``value`` converted to this parameter's type, or raise :class:`ParamError`."""
-        if value is None or (self.nullable and isinstance(value, str) and value == "none"):
+        if value is None or (
+            self.nullable and isinstance(value, str) and value.strip().lower() in {"none", "null"}
+        ):
             if self.nullable:
                 return None
             raise ParamError(f"{owner}: parameter {self.name} may not be empty")

@@ -48,7 +48,8 @@ class TimmBackbone(Backbone):
     default_batch_size = 16
 
     def __init__(
-        self, name: str, *, img_size: int, init_seed: int = 0, channels_last: bool = True,
+        self, name: str, *, img_size: int | None = None, init_seed: int = 0,
+        channels_last: bool = True,
         batch_size: int = 16,
     ) -> None:
         import timm
@@ -75,11 +76,11 @@ class TimmBackbone(Backbone):
             from transferlab.checkpoint import load_checkpoint
 
             self.weights = load_checkpoint(tag, self.model, expected_name=f"timm:{arch}")
-        self.img_size = img_size
-        overrides = {}
+        overrides: dict[str, Any] = {}
         if tag is None and arch in OFFLINE:
             overrides = {"mean": OFFLINE[arch].mean, "std": OFFLINE[arch].std}
         self._transform, self.data_config = _eval_transform(self.model, img_size, overrides)
+        self.img_size = int(self.data_config["input_size"][-1])
         self._fingerprint: str | None = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -145,12 +146,15 @@ def _group_label(names: list[str]) -> str:
 
 
 def _eval_transform(
-    model: nn.Module, img_size: int, overrides: dict[str, Any]
+    model: nn.Module, img_size: int | None, overrides: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
-    """timm's eval transform at ``img_size``; ``overrides`` carry the weights' own mean/std."""
+    """timm's eval transform (at ``img_size`` when given); ``overrides`` carry the weights'
+    own mean/std."""
     from timm.data import create_transform, resolve_data_config
 
-    args = {"input_size": (3, img_size, img_size), **overrides}
+    args = dict(overrides)
+    if img_size is not None:
+        args["input_size"] = (3, img_size, img_size)
     config = resolve_data_config(args, model=model)
     return create_transform(**config, is_training=False), config
 

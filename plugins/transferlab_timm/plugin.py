@@ -8,7 +8,8 @@ from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
 
 PARAMS = [
-    Param("img_size", int, 128, "input resolution in pixels (square)", min=16, max=1024),
+    Param("img_size", int, None, "input resolution in pixels (square); default: the weights'"
+          " own (224 for EfficientNet-Lite0)", min=16, max=1024, nullable=True),
     Param("init_seed", int, 0, "seed for @random initialisation"),
     Param("channels_last", bool, True, "channels-last memory format (faster on CPU)"),
     Param("batch_size", int, 16, "inference batch size (16 measured fastest on CPU)", min=1),
