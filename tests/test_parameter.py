@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferlab.api import RunContext, Split
+from transferlab.api import RunContext, Split, Task
 from transferlab.errors import CheckpointError, IncompatibleError, ParamError
 from transferlab.harness.cell import Cell, run_cell, validate_cell
 from transferlab.plugins import get_registries
@@ -66,7 +66,7 @@ def test_freeze_k_trains_the_top_groups_only():
     assert _fit("freeze", k=0, max_steps=1)[0].trainable_params == predictor.total_params
 
 
-def test_same_seed_same_predictions_other_seed_differs():
+def test_same_seed_same_predictions():
     first = _fit("finetune", seed=3, max_steps=6)[1]
     assert np.array_equal(first, _fit("finetune", seed=3, max_steps=6)[1])
     lora = _fit("lora", seed=3, max_steps=4)[1]
@@ -167,6 +167,45 @@ def test_efficientnet_lite0_lora_and_bitfit_parameter_shares():
     trainable, total = _counts(TimmBackbone("timm:efficientnet_lite0@random", img_size=32),
                                "bitfit")
     assert trainable / total < 0.01
+
+
+class Sentiment(Task):
+    """Twelve tiny positive/negative sentences, repeated: a text task that trains in steps."""
+
+    modality = "text"
+    WORDS = (["good", "great", "lovely", "fine"], ["bad", "awful", "poor", "terrible"])
+
+    @property
+    def label_names(self) -> list[str]:
+        return ["negative", "positive"]
+
+    def split_names(self) -> list[str]:
+        return ["train", "test"]
+
+    def _load_split(self, split: str) -> Split:
+        texts, labels = [], []
+        for label, words in ((1, self.WORDS[0]), (0, self.WORDS[1])):
+            for word in words:
+                texts += [f"the film was {word}", f"a {word} story"]
+                labels += [label, label]
+        repeat = 4 if split == "train" else 1
+        return Split(texts * repeat, labels * repeat)
+
+
+@pytest.mark.parametrize("method", ["finetune", "lora"])
+def test_text_backbone_trains_saves_and_reloads(method, tmp_path):
+    registries = get_registries()
+    if "bert:tiny" not in registries.backbones:
+        pytest.skip("text backbones (plugins/transferlab_text) are not installed")
+    task, ctx = Sentiment("sentiment"), RunContext(progress=False)
+    backbone = registries.backbones.create("bert:tiny")
+    predictor = registries.methods.create(method, {**FAST, "max_steps": 6, "batch_size": 8}
+                                          ).fit(backbone, task, ctx)
+    predictions = predictor.predict_split(task, "test", ctx)
+    assert predictor.extra["steps"] == 6
+    path = predictor.save(tmp_path / "text.safetensors")
+    restored = ParameterPredictor.load(path, registries.backbones.create("bert:tiny"))
+    assert np.array_equal(restored.predict(task.split("test").inputs, ctx), predictions)
 
 
 def _text_backbone():

@@ -29,16 +29,17 @@ def inject_lora(model: TransferModel, spec: dict[str, Any]) -> None:
         param.requires_grad_("lora_" in name)
 
 
-def default_targets(model: TransferModel) -> list[str]:
-    """Full names of the layers ``target_modules=auto`` adapts (see the module docstring)."""
+def default_targets(model: TransferModel, backbone: Backbone) -> list[str]:
+    """Full names of the layers ``target_modules=auto`` adapts (see :mod:`..lora`)."""
     unused = {id(p) for p in model.unused_parameters()}
-    scope = _transformer_scope(model.body)
+    scope = _transformer_scope(model.body, backbone)
     names = []
     for name, module in model.body.named_modules():
         if any(id(p) in unused for p in module.parameters(recurse=False)):
             continue
         if scope is not None:
-            if isinstance(module, nn.Linear) and name.startswith(scope) and "pooler" not in name:
+            if (name.startswith(scope) and _adaptable(module)
+                    and not isinstance(module, nn.Embedding) and "pooler" not in name):
                 names.append(name)
         elif isinstance(module, nn.Linear) or (
             isinstance(module, nn.Conv2d) and module.groups == 1
@@ -59,7 +60,7 @@ def resolve_targets(model: TransferModel, backbone: Backbone, requested: str, ra
         if _adaptable(module) and not any(id(p) in unused for p in module.parameters())
     }
     if requested.strip().lower() == "auto":
-        names = default_targets(model)
+        names = default_targets(model, backbone)
     else:
         wanted = [t.strip() for t in requested.split(",") if t.strip()]
         names = [n for n in layers if any(n == t or n.endswith("." + t) for t in wanted)]
@@ -87,14 +88,19 @@ def _adaptable(module: nn.Module) -> bool:
     return type(module).__name__ == "Conv1D" and "transformers" in sys.modules  # GPT-2 style
 
 
-def _transformer_scope(body: nn.Module) -> str | None:
-    """Name prefix of the first Hugging Face transformers model inside ``body``, if any
-    (checked without importing transformers when nothing loaded it)."""
-    if "transformers" not in sys.modules:
-        return None
-    from transformers import PreTrainedModel
+def _transformer_scope(body: nn.Module, backbone: Backbone) -> str | None:
+    """Name prefix (within ``body``) of the transformer computing the features: the text
+    backbones' ``base_model()`` (which leaves LM heads out), else the first Hugging Face
+    ``PreTrainedModel`` (found without importing transformers when nothing loaded it)."""
+    base = getattr(backbone, "base_model", None)
+    target = base() if callable(base) else None
+    if target is None and "transformers" in sys.modules:
+        from transformers import PreTrainedModel
 
+        target = next((m for m in body.modules() if isinstance(m, PreTrainedModel)), None)
+    if not isinstance(target, nn.Module):
+        return None
     for name, module in body.named_modules():
-        if isinstance(module, PreTrainedModel):
+        if module is target:
             return f"{name}." if name else ""
     return None

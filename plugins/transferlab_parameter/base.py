@@ -70,6 +70,9 @@ class ParameterMethod(TransferMethod):
             val_split, backbone.preprocess, config.batch_size)
         result = train(model, train_data, val_data, objective, groups, config, ctx,
                        desc=f"{self.name} {task.name}")
+        invalidate = getattr(backbone, "invalidate_fingerprint", None)
+        if callable(invalidate):  # the weights changed: cached features no longer apply
+            invalidate()
         predictor = ParameterPredictor(model, backbone, self.name, self.structure())
         predictor.extra.update(result.summary())
         predictor.extra["train_size"] = len(train_data)

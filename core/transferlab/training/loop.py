@@ -85,10 +85,10 @@ def train(
     total = steps_per_epoch * budget.epochs if budget.epochs else math.inf
     total = int(min(total, budget.steps or math.inf))
     scheduler = build_scheduler(optimizer, total, config.warmup)
-    setup = getattr(objective, "setup", None)
-    if callable(setup):
-        setup(model)
     model, optimizer = accelerator.prepare(model, optimizer)
+    setup = getattr(objective, "setup", None)
+    if callable(setup):  # after placement, so penalties see weights on their final device
+        setup(model)
     trained = [p for g in groups for p in g["params"]]
     stopper = EarlyStopping(config.patience) if val_data is not None else None
     result = TrainResult()
