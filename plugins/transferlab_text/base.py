@@ -28,7 +28,7 @@ class TextBackbone(Backbone):
     """A tokenizer plus a transformer; ``features`` returns pooled ``[B, D]`` states."""
 
     modality = "text"
-    default_batch_size = 32
+    default_batch_size = 64
     model: nn.Module
     tokenizer: Any
 
