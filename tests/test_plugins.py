@@ -186,7 +186,8 @@ def register_objectives(register):
 """)
     assert _host().registries.objectives.create("mse") == "mse-loss"
     result = runner.invoke(cli, ["list", "objectives", "--json"])
-    assert [o["name"] for o in json.loads(result.stdout)] == ["mse"]
+    listed = {o["name"]: o for o in json.loads(result.stdout)}
+    assert listed["mse"]["plugin"] == "objs" and listed["mse"]["summary"] == "mean squared error"
 
 
 def test_register_backbones_hook_family_and_metadata(fake_dists, runner):
