@@ -56,7 +56,7 @@ class Coral(TransferMethod):
     params = (
         Param("reg", float, 1.0, "added to each covariance's diagonal (the paper's identity)",
               min=0.0),
-        Param("align_means", bool, False, "also shift the source mean onto the target mean"),
+        Param("align_means", bool, True, "also move the source mean onto the target mean"),
         Param("C", float, 1.0, "inverse L2 regularisation of the classifier", min=1e-12),
         Param("max_iter", int, 1000, "lbfgs iterations", min=1),
         Param("standardize", bool, True, "z-score the aligned source features for the"
