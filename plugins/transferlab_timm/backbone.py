@@ -162,7 +162,18 @@ def _eval_transform(
 def _load_from_hub(arch: str, model: nn.Module) -> str:
     """timm's own pretrained loading (Hugging Face Hub); needs network access."""
     import timm
+    from timm.models import get_pretrained_cfg
 
+    from transferlab.hub import usable
+
+    cfg = get_pretrained_cfg(arch)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not hub_id or not usable(hub_id, "model.safetensors"):
+        raise CheckpointError(
+            f"no offline weights for timm:{arch} and the Hugging Face Hub is unreachable"
+            f" or not allowed; use timm:{arch}@random, a checkpoint timm:{arch}@PATH, or run"
+            " online once to cache them"
+        )
     try:
         pretrained = timm.create_model(arch, pretrained=True)
     except Exception as exc:
