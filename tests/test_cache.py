@@ -154,6 +154,7 @@ def test_concurrent_writers_and_readers_never_see_half_an_entry(tmp_path, task):
     reference = np.array(FeatureStore(None).get(backbone, task, "test", _ctx()))
     cache = DiskFeatureCache(tmp_path)
     key = feature_key(backbone.fingerprint, task.fingerprint(), "test")
+    cache.save(key, reference, {"task": "digits"})  # then writers keep replacing it
     seen, errors = [], []
 
     def writer():
@@ -167,15 +168,14 @@ def test_concurrent_writers_and_readers_never_see_half_an_entry(tmp_path, task):
             except Exception as exc:  # pragma: no cover - the assertion below reports it
                 errors.append(exc)
                 continue
-            if got is not None:
-                seen.append(np.array_equal(got, reference))
+            seen.append(got is not None and np.array_equal(got, reference))
 
     threads = [threading.Thread(target=f) for f in (writer, writer, reader, reader, reader)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors and seen and all(seen)
+    assert not errors and len(seen) == 180 and all(seen)  # never missing, never partial
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -196,3 +196,31 @@ def test_cache_cli_when_disabled(runner, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", "off")
     result = runner.invoke(cli, ["cache", "info"])
     assert result.exit_code != 0 and "feature cache is disabled" in result.output
+
+
+_WORKER = """
+import sys, numpy as np
+from transferlab.api import RunContext
+from transferlab.harness.features import FeatureStore
+from transferlab_baselines.raw import RawPixels
+from transferlab_tasks.digits import DigitsTask
+for _ in range(5):
+    feats = FeatureStore(sys.argv[1]).get(RawPixels("raw:pixels", size=8, grayscale=True),
+                                          DigitsTask(), "train", RunContext(progress=False))
+print(float(np.asarray(feats, np.float64).sum()))
+"""
+
+
+def test_processes_sharing_one_cache_agree(tmp_path):
+    """Three processes race to fill and read the same entry; all see the same features."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    assert len(DiskFeatureCache(tmp_path).entries()) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

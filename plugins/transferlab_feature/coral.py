@@ -4,8 +4,10 @@ Source features are whitened with the source covariance and re-coloured with the
 ``x_s' = x_s Cs^-1/2 Ct^1/2`` with ``C = cov + reg * I``, so that a linear classifier trained on
 labeled source data sees target-like second-order statistics; target features are classified
 as they are. ``align_means`` also moves the source mean onto the target mean (a first-order
-alignment the paper leaves out). Without a source task (an ordinary cell) it is a plain
-linear probe, as there is nothing to align to.
+alignment the paper leaves out). ``covariance=diagonal`` matches per-feature variances only;
+with ``standardize=true`` that is exactly per-domain standardisation (each domain z-scored
+with its own statistics). Without a source task (an ordinary cell) it is a plain linear probe,
+as there is nothing to align to.
 """
 
 from __future__ import annotations
@@ -35,15 +37,26 @@ def coral_map(source: np.ndarray, target: np.ndarray, reg: float) -> np.ndarray:
 
 
 def coral_align(
-    source: np.ndarray, target: np.ndarray, *, reg: float, align_means: bool
+    source: np.ndarray, target: np.ndarray, *, reg: float, align_means: bool,
+    diagonal: bool = False,
 ) -> np.ndarray:
-    """Source features re-coloured with the target's covariance (float32)."""
+    """Source features re-coloured with the target's covariance (float32); ``diagonal``
+    matches per-feature variances only."""
     xs = np.asarray(source, np.float64)
     xt = np.asarray(target, np.float64)
+    if diagonal:
+        scale = np.sqrt((xt.var(axis=0) + reg) / (xs.var(axis=0) + reg))
+        return _shift(xs, xs * scale, xt, align_means, lambda m: m * scale)
     mapping = coral_map(xs, xt, reg)
-    if not align_means:
-        return (xs @ mapping).astype(np.float32)
-    return ((xs - xs.mean(axis=0)) @ mapping + xt.mean(axis=0)).astype(np.float32)
+    return _shift(xs, xs @ mapping, xt, align_means, lambda m: m @ mapping)
+
+
+def _shift(xs: np.ndarray, mapped: np.ndarray, xt: np.ndarray, align_means: bool,
+           apply: object) -> np.ndarray:
+    """``mapped`` moved so its mean is the target's (when ``align_means``), as float32."""
+    if align_means:
+        mapped = mapped - apply(xs.mean(axis=0)) + xt.mean(axis=0)  # type: ignore[operator]
+    return mapped.astype(np.float32)
 
 
 class Coral(TransferMethod):
@@ -57,9 +70,11 @@ class Coral(TransferMethod):
         Param("reg", float, 1.0, "added to each covariance's diagonal (the paper's identity)",
               min=0.0),
         Param("align_means", bool, True, "also move the source mean onto the target mean"),
+        Param("covariance", str, "full", "full: CORAL; diagonal: per-feature variances only",
+              choices=("full", "diagonal")),
         Param("C", float, 1.0, "inverse L2 regularisation of the classifier", min=1e-12),
         Param("max_iter", int, 1000, "lbfgs iterations", min=1),
-        Param("standardize", bool, True, "z-score the aligned source features for the"
+        Param("standardize", bool, False, "z-score the aligned source features for the"
               " classifier (fitted on them, applied to target features)"),
     )
 
@@ -77,7 +92,8 @@ class Coral(TransferMethod):
         hp = self.hparams
         xs = require_dense(ctx.features(backbone, source, "train"), self.name, backbone)
         xt = require_dense(ctx.features(backbone, target, "train"), self.name, backbone)
-        aligned = coral_align(xs, xt, reg=hp["reg"], align_means=hp["align_means"])
+        aligned = coral_align(xs, xt, reg=hp["reg"], align_means=hp["align_means"],
+                              diagonal=hp["covariance"] == "diagonal")
         predictor = fit_logistic(aligned, source.split("train").labels, backbone, ctx, C=hp["C"],
                                  max_iter=hp["max_iter"], standardize=hp["standardize"])
         predictor.extra["adaptation"] = "coral"
