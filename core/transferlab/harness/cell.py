@@ -125,7 +125,7 @@ def run_cell(
             source = registries.tasks.create(cell.source_task)
             method.check(backbone, source)
             check_same_labels(source, task)
-        backbone.prepare(source or task)  # data-dependent preprocessing sees training data only
+        backbone.prepare(task if source is None else source)  # fitted on training data only
         start = time.perf_counter()
         if source is None:
             predictor = method.fit(backbone, task, ctx)
