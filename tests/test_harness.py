@@ -106,3 +106,13 @@ def test_bad_suite_files(tmp_path):
     path.write_text("tasks = ['digits']\nbackbones = []\nmethods = ['linear-probe']")
     with pytest.raises(DataError, match="non-empty 'backbones'"):
         load_suite(path)
+
+
+def test_suite_task_entries_can_be_domain_adaptation_pairs():
+    suite = parse_suite({"tasks": ["digits", {"name": "usps", "source": "mnist_subset"}],
+                         "backbones": ["raw:pixels"], "methods": ["coral"], "seeds": [0]})
+    assert [(c.task, c.source_task) for c in suite.cells] == [
+        ("digits", None), ("usps", "mnist_subset")]
+    with pytest.raises(DataError, match="name = TARGET, source = SOURCE"):
+        parse_suite({"tasks": [{"name": "usps", "src": "mnist"}], "backbones": ["raw:pixels"],
+                     "methods": ["coral"]})

@@ -7,6 +7,9 @@ seeds = [0, 1, 2]
 backbones = ["raw:pixels", { name = "timm:efficientnet_lite0", params = { img_size = 64 } }]
 methods = [{ name = "linear-probe", params = { C = 1.0 } }]
 ```
+
+A task entry may be a domain-adaptation pair: ``{ name = "usps", source = "mnist_subset" }``
+trains on the labeled source and the unlabeled target, scored on the target's test split.
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ def _named(item: Any, where: str) -> tuple[str, dict[str, Any]]:
     raise DataError(f"{where}: expected a name or {{ name = ..., params = {{...}} }}, got {item!r}")
 
 
+def _task(item: Any) -> tuple[str, str | None]:
+    """A task name, or ``{ name = TARGET, source = SOURCE }`` for domain adaptation."""
+    if isinstance(item, str):
+        return item, None
+    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+        unknown = set(item) - {"name", "source"}
+        source = item.get("source")
+        if unknown or (source is not None and not isinstance(source, str)):
+            raise DataError(f"tasks: expected {{ name = TARGET, source = SOURCE }}, got {item!r}")
+        return item["name"], source
+    raise DataError(f"tasks: expected a task name or {{ name = ..., source = ... }}, got {item!r}")
+
+
 def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
     """Expand a suite mapping into the full cross product of cells."""
     for key in ("backbones", "tasks", "methods"):
@@ -49,9 +65,10 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
         raise DataError(f"suite {default_name!r}: seeds must be integers, got {seeds!r}")
     backbones = [_named(b, "backbones") for b in data["backbones"]]
     methods = [_named(m, "methods") for m in data["methods"]]
+    tasks = [_task(t) for t in data["tasks"]]
     cells = [
-        Cell(b, t, m, mp, bp, s)
-        for t in data["tasks"]
+        Cell(b, t, m, mp, bp, s, source)
+        for t, source in tasks
         for b, bp in backbones
         for m, mp in methods
         for s in seeds
