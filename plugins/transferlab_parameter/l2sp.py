@@ -7,19 +7,20 @@ learned; L2-SP pulls them back to their starting point instead, so weight decay 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from transferlab.api import Backbone, Objective
+from transferlab.api import Objective
 from transferlab.params import Param
 from transferlab.training.config import training_params
-from transferlab_parameter.base import ParameterMethod
+from transferlab_parameter.finetune import Finetune
 
 if TYPE_CHECKING:
     from transferlab_parameter.model import TransferModel
 
 
-class L2SP(ParameterMethod):
-    """Full fine-tuning regularised towards the pretrained weights."""
+class L2SP(Finetune):
+    """Full fine-tuning (the same parameter groups as ``finetune``) regularised towards the
+    pretrained weights."""
 
     name = "l2sp"
     summary = "all weights, penalised by alpha*||w - w_pretrained||^2 + beta*||w_head||^2"
@@ -29,15 +30,6 @@ class L2SP(ParameterMethod):
         Param("beta", float, 0.01, "weight of the L2 penalty on the new head", min=0.0),
         *training_params(weight_decay=0.0),
     )
-
-    def configure(self, model: TransferModel, backbone: Backbone) -> list[dict[str, Any]]:
-        from transferlab.training.schedule import decay_groups
-
-        named = list(model.body_parameters())
-        for _, param in named:
-            param.requires_grad_(True)
-        hp = self.hparams
-        return decay_groups(named, hp["lr"], hp["weight_decay"], "backbone")
 
     def extend_objective(self, objective: Objective, model: TransferModel) -> Objective:
         from transferlab_objectives.losses import L2Penalty, WeightedSum
