@@ -131,6 +131,43 @@ class TextBackbone(Backbone):
 
         self.weights = load_checkpoint(tag, self.model, expected_name=self.parsed.base)
 
+    def load_auto(self, auto_class: Any) -> nn.Module:
+        """Load tokenizer and model (``auto_class``, e.g. ``AutoModel``) from a local
+        directory, the Hugging Face cache or the hub, then apply the name's ``@tag``."""
+        from transformers import AutoTokenizer
+
+        from transferlab_text.hub import resolve
+        from transferlab_text.loading import load_or_explain
+
+        found = resolve(self.name, self.parsed.source)
+        kwargs = {"local_files_only": found.local_files_only}
+        self.tokenizer = load_or_explain(AutoTokenizer, found.location, self.name, **kwargs)
+        model = load_or_explain(auto_class, found.location, self.name, **kwargs)
+        self.model = model
+        self.weights = found.origin
+
+        def reinit() -> None:
+            model.load_state_dict(auto_class.from_config(model.config).state_dict())
+
+        self.apply_tag(reinit)
+        return model
+
+    def build_tiny(self, build: Callable[[Any], nn.Module]) -> nn.Module:
+        """A from-scratch model ``build(tokenizer)`` on the MiniLM WordPiece vocabulary,
+        initialised from ``init_seed``; an ``@PATH`` tag then loads a checkpoint into it."""
+        import torch
+
+        from transferlab_text.tiny import wordpiece_tokenizer
+
+        self.tokenizer = wordpiece_tokenizer()
+        with torch.random.fork_rng():
+            torch.manual_seed(self.init_seed)
+            self.model = build(self.tokenizer)
+        self.weights = f"random(init_seed={self.init_seed})"
+        if self.parsed.tag not in (None, "random"):
+            self.apply_tag(lambda: None)
+        return self.model
+
     def save(self, path: str | Path) -> Path:
         """Write this backbone's weights as a checkpoint that ``NAME@PATH`` restores."""
         from transferlab.checkpoint import save_checkpoint

@@ -36,38 +36,17 @@ class GptBackbone(TextBackbone):
         self.model.eval()
 
     def _load_pretrained(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        from transferlab_text.hub import resolve
-        from transferlab_text.loading import load_or_explain
-
-        found = resolve(self.name, self.parsed.source)
-        kwargs = {"local_files_only": found.local_files_only}
-        self.tokenizer = load_or_explain(AutoTokenizer, found.location, self.name, **kwargs)
-        self.lm = self.model = load_or_explain(AutoModelForCausalLM, found.location, self.name,
-                                               **kwargs)
-        self.weights = found.origin
-
-        def reinit() -> None:
-            fresh = AutoModelForCausalLM.from_config(self.lm.config)
-            self.lm.load_state_dict(fresh.state_dict())
-
-        self.apply_tag(reinit)
+        self.lm = self.load_auto(AutoModelForCausalLM)
 
     def _build_tiny(self) -> None:
-        import torch
         from transformers import GPT2LMHeadModel
 
-        from transferlab_text.tiny import TINY, gpt_config, wordpiece_tokenizer
+        from transferlab_text.tiny import TINY, gpt_config
 
-        self.tokenizer = wordpiece_tokenizer()
-        with torch.random.fork_rng():
-            torch.manual_seed(self.init_seed)
-            self.lm = self.model = GPT2LMHeadModel(gpt_config(TINY[self.parsed.source],
-                                                              self.tokenizer))
-        self.weights = f"random(init_seed={self.init_seed})"
-        if self.parsed.tag not in (None, "random"):
-            self.apply_tag(lambda: None)
+        config = TINY[self.parsed.source]
+        self.lm = self.build_tiny(lambda tokenizer: GPT2LMHeadModel(gpt_config(config, tokenizer)))
 
     # -- contract -----------------------------------------------------------------------
     @property

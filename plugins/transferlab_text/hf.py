@@ -35,39 +35,18 @@ class EncoderBackbone(TextBackbone):
         self.model.eval()
 
     def _load_pretrained(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        from transferlab_text.hub import resolve
-        from transferlab_text.loading import load_or_explain
-
-        found = resolve(self.name, self.parsed.source)
-        kwargs = {"local_files_only": found.local_files_only}
-        self.tokenizer = load_or_explain(AutoTokenizer, found.location, self.name, **kwargs)
-        self.encoder = self.model = load_or_explain(AutoModel, found.location, self.name,
-                                                    **kwargs)
-        self.weights = found.origin
-
-        def reinit() -> None:
-            fresh = AutoModel.from_config(self.encoder.config)
-            self.encoder.load_state_dict(fresh.state_dict())
-
-        self.apply_tag(reinit)
+        self.encoder = self.load_auto(AutoModel)
 
     def _build_tiny(self) -> None:
-        import torch
         from transformers import BertForMaskedLM
 
-        from transferlab_text.tiny import TINY, bert_config, wordpiece_tokenizer
+        from transferlab_text.tiny import TINY, bert_config
 
-        self.tokenizer = wordpiece_tokenizer()
-        with torch.random.fork_rng():
-            torch.manual_seed(self.init_seed)
-            self.lm = self.model = BertForMaskedLM(bert_config(TINY[self.parsed.source],
-                                                               self.tokenizer))
+        config = TINY[self.parsed.source]
+        self.lm = self.build_tiny(lambda tokenizer: BertForMaskedLM(bert_config(config, tokenizer)))
         self.encoder = self.lm.bert
-        self.weights = f"random(init_seed={self.init_seed})"
-        if self.parsed.tag not in (None, "random"):
-            self.apply_tag(lambda: None)
 
     # -- contract -----------------------------------------------------------------------
     @property
