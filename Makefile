@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.transferlab-installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean mutation
 
 install: $(STAMP)
 
@@ -22,6 +22,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# Mutation testing of the core (slow; not part of `make test`). MODULE=params runs one module.
+mutation: install
+	$(BIN)/python -m pip install --quiet 'mutmut==3.8.1'
+	$(BIN)/python tools/mutation/run.py $(MODULE)
+
 lint: install
 	$(BIN)/ruff check .
 
@@ -29,4 +34,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) demo.sqlite transferlab.sqlite .pytest_cache .ruff_cache
+	rm -rf $(VENV) build/mutation demo.sqlite transferlab.sqlite .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from transferlab import __version__
 from transferlab.cli import cli
@@ -127,3 +128,65 @@ def test_run_real_pretrained_efficientnet_on_digits(runner, tmp_path):
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["accuracy"] > 0.85
+
+
+def _image_folder(root, corrupt: bool = False):
+    for split in ("train", "test"):
+        for label, grey in (("dark", 30), ("light", 220)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (4, 4), grey + 5 * i).save(folder / f"{i}.png")
+    if corrupt:
+        (root / "test" / "light" / "1.png").write_bytes(b"not a png")
+
+
+def test_bench_reports_a_failed_cell_and_retries_it_on_the_next_run(runner, tmp_path):
+    """A failed cell makes bench exit 1 naming it; the next run retries only that cell (a
+    store that counted failures as finished would skip it and report nothing to do)."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    _image_folder(good)
+    _image_folder(bad, corrupt=True)
+    suite = tmp_path / "files.toml"
+    suite.write_text(
+        f'tasks = ["imagefolder:{good}", "imagefolder:{bad}"]\n'
+        'backbones = [{ name = "raw:pixels", params = { size = 4 } }]\n'
+        'methods = [{ name = "knn", params = { k = 1, metric = "euclidean" } }]\n'
+    )
+    db = tmp_path / "r.sqlite"
+    args = ["bench", str(suite), "--db", str(db), "--no-progress", "--format", "json"]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 1
+    (failed,) = [line for line in first.stderr.splitlines() if line.startswith("FAILED")]
+    assert failed.startswith(f"FAILED raw:pixels x imagefolder:{bad} x knn[k=1,metric=euclidean")
+    assert failed.endswith("seed=0: image file"
+                           f" {bad / 'test' / 'light' / '1.png'} is unreadable or corrupt"
+                           f" (cannot identify image file"
+                           f" {str(bad / 'test' / 'light' / '1.png')!r}); remove or replace it")
+    assert f"suite files: 2 cells, 0 already finished, 1 failed; results in {db}" in first.stderr
+    assert [r["task"] for r in json.loads(first.stdout)] == [f"imagefolder:{good}"]
+
+    Image.new("L", (4, 4), 225).save(bad / "test" / "light" / "1.png")
+    second = runner.invoke(cli, args)
+    assert second.exit_code == 0, second.output
+    assert f"suite files: 2 cells, 1 already finished, 0 failed; results in {db}" in (
+        second.stderr)
+    board = json.loads(second.stdout)
+    assert sorted(r["task"] for r in board) == sorted([f"imagefolder:{good}",
+                                                       f"imagefolder:{bad}"])
+    assert all(r["mean"] == 1.0 and r["seeds"] == 1 for r in board)
+
+    report = runner.invoke(cli, ["report", "--db", str(db), "--suite", "files", "--metric",
+                                 "macro_f1", "--format", "csv"])
+    assert report.exit_code == 0, report.output
+    lines = [line for line in report.stdout.splitlines() if line]  # csv rows end in \r\n
+    assert len(lines) == 3 and all(",macro_f1,1.0," in line for line in lines[1:])
+    other = runner.invoke(cli, ["report", "--db", str(db), "--suite", "nope"])
+    assert other.exit_code == 0 and other.stdout.strip() == ""
+
+
+def test_report_without_results_file_names_the_fix(runner, tmp_path):
+    result = runner.invoke(cli, ["report", "--db", str(tmp_path / "none.sqlite")])
+    assert result.exit_code == 1
+    assert f"no results file {tmp_path / 'none.sqlite'}; run `transferlab run` or pass --db" in (
+        result.output)

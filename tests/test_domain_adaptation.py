@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_dataset
+from fakes import TinyTask
 from transferlab.api import RunContext, Split, TransferMethod
 from transferlab.cli import cli
 from transferlab.errors import IncompatibleError
@@ -156,3 +157,45 @@ def test_mnist_to_usps_source_only_and_coral(registries):
     # raw 16x16 pixels: MNIST's always-black border has ~zero variance, so source z-scoring
     # blows up USPS pixels there (source-only is at chance); CORAL re-centres and re-scales
     assert accuracy["coral"] > accuracy["linear-probe"] + 0.1, accuracy
+
+
+class LettersTask(TinyTask):
+    """TinyTask with configurable label names (its labels stay 0/1)."""
+
+    def __init__(self, name, names, modality="image"):
+        super().__init__(name)
+        self.names, self.modality = names, modality
+
+    @property
+    def label_names(self):
+        return self.names
+
+
+def test_check_same_labels_exact_messages():
+    check_same_labels(LettersTask("s", ["a", "b"]), LettersTask("t", ["a", "b"]))  # fine
+    with pytest.raises(IncompatibleError) as excinfo:
+        check_same_labels(LettersTask("s", ["a", "b"]), LettersTask("t", ["a", "b"], "text"))
+    assert str(excinfo.value) == ("source task 's' is image but target 't' is text; pick tasks"
+                                  " of the same modality")
+    with pytest.raises(IncompatibleError) as excinfo:
+        check_same_labels(LettersTask("s", list("abcdefgh")), LettersTask("t", ["z", "a"]))
+    assert str(excinfo.value) == (
+        "source task 's' and target 't' have different labels (only in source: ['b', 'c', 'd',"
+        " 'e', 'f'], only in target: ['z']); domain adaptation needs the same label names")
+    with pytest.raises(IncompatibleError, match=r"only in source: \[\], only in target: \[\]"):
+        check_same_labels(LettersTask("s", ["a", "b"]), LettersTask("t", ["b", "a"]))  # order
+
+
+def test_unlabeled_target_hides_labels_and_keeps_everything_else():
+    target = TinyTask("tgt", fingerprint="tgt-v3")
+    target.primary_metric, target.kind = "macro_f1", "classification"
+    view = UnlabeledTarget(target)
+    assert (view.name, view.modality, view.kind, view.primary_metric) == (
+        "tgt", "image", "classification", "macro_f1")
+    assert view.fingerprint() == "tgt-v3"  # target features shared with ordinary cells
+    assert view.label_names == ["a", "b"] and view.split_names() == ["train", "test"]
+    for split, n in (("train", 6), ("test", 4)):
+        hidden = view.split(split)
+        assert hidden.inputs is target.split(split).inputs
+        assert hidden.labels.tolist() == [-1] * n and hidden.labels.dtype == np.int64
+    assert target.split("train").labels.tolist() == [0, 1, 0, 1, 0, 1]  # the target untouched

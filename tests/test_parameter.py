@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from transferlab.api import RunContext, Split, Task
+from transferlab.api import Objective, RunContext, Split, Task
 from transferlab.errors import CheckpointError, IncompatibleError, ParamError
 from transferlab.harness.cell import Cell, run_cell, validate_cell
 from transferlab.plugins import get_registries
@@ -149,13 +151,108 @@ def test_keyboard_interrupt_propagates_through_run_cell(monkeypatch):
         run_cell(cell, get_registries(), progress=False)
 
 
+def _configured(method: str, **params):
+    """(method instance, model, backbone, optimizer groups) of ``method`` on the tiny
+    EfficientNet, configured as ``fit`` does but without training."""
+    from transferlab.training import Stage, TransferModel
+
+    backbone = _tiny()
+    instance = get_registries().methods.create(method, params)
+    model = TransferModel(backbone, 3)
+    state = SimpleNamespace(backbone=backbone, stage=Stage())
+    groups = [*instance.configure(model, state), *instance.head_groups(model, state)]
+    return instance, model, backbone, groups
+
+
+@pytest.mark.parametrize("method", ["llrd", "finetune", "l2sp"])
+def test_only_llrd_decays_the_learning_rate_by_layer_group(method):
+    """Catches llrd training every group at one rate (it would then be finetune under
+    another name), a decay applied from the wrong end (the stem must be slowest), an
+    exponent off by one (the top group must train at exactly lr), and a body parameter
+    left out of the groups or frozen."""
+    import torch
+
+    from transferlab.training.schedule import build_optimizer
+
+    params = {"lr": 0.1, "head_lr": 0.02}
+    _, model, backbone, groups = _configured(
+        method, **params, **({"decay": 0.5} if method == "llrd" else {}))
+    optimizer = build_optimizer(groups, (0.9, 0.999))
+    rates = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    body = [p for _, p in model.body_parameters()]
+    assert all(p.requires_grad for p in body)
+    grouped = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted([id(p) for p in body] + [id(p) for p in
+                                                              model.head.parameters()])
+    assert rates["head"] == rates["head/no-decay"] == 0.02
+    if method != "llrd":
+        assert {r for n, r in rates.items() if not n.startswith("head")} == {0.1}
+        return
+    stages = ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.4"]
+    expected = [0.003125, 0.00625, 0.0125, 0.025, 0.05, 0.1]  # 0.1 * 0.5**(5 - i)
+    assert [n for n in rates if not n.startswith("head")] == [
+        f"{s}{suffix}" for s in stages for suffix in ("", "/no-decay")]
+    for stage, rate in zip(stages, expected, strict=True):
+        assert rates[stage] == pytest.approx(rate, rel=1e-12)
+        assert rates[f"{stage}/no-decay"] == pytest.approx(rate, rel=1e-12)
+    stem = {id(p) for m in dict(backbone.layer_groups())["stem"] for p in m.parameters()}
+    stem_group = [g for g in optimizer.param_groups if g["name"].startswith("stem")]
+    assert {id(p) for g in stem_group for p in g["params"]} == stem
+    default = _configured("llrd")[3]  # lr 2e-4, decay 0.75
+    assert [g["lr"] for g in default if g["name"] == "stem"] == pytest.approx(
+        [2e-4 * 0.75**5], rel=1e-12)
+    assert isinstance(optimizer, torch.optim.AdamW)
+
+
+class _Zero(Objective):
+    name = "zero"
+
+    def __call__(self, outputs, batch):
+        import torch
+
+        return torch.zeros(())
+
+
+@pytest.mark.parametrize("method", ["l2sp", "finetune", "llrd"])
+def test_only_l2sp_penalises_the_distance_from_the_starting_weights(method):
+    """Catches l2sp without its L2-SP term (then it is finetune under another name), a
+    penalty towards zero instead of towards the starting weights, a reference that follows
+    the live weights (no copy: the distance stays 0), alpha and beta swapped, and the
+    frozen source head penalised."""
+    import torch
+
+    params = {"alpha": 0.5, "beta": 0.25} if method == "l2sp" else {}
+    instance, model, backbone, _ = _configured(method, **params)
+    base = _Zero()
+    objective = instance.extend_objective(base, model)
+    if method != "l2sp":
+        assert objective is base
+        return
+    objective.setup(model)
+
+    def value() -> float:
+        return float(objective(None, {"labels": None}).detach())
+
+    head = float(model.head.weight.detach().pow(2).sum())
+    assert value() == pytest.approx(0.25 * head, rel=1e-5)  # at the start: head term only
+    weight = next(p for _, p in model.body_parameters())
+    with torch.no_grad():
+        weight.add_(0.1)
+    assert value() - 0.25 * head == pytest.approx(0.5 * 0.01 * weight.numel(), rel=1e-4)
+    with torch.no_grad():
+        weight.sub_(0.1)
+        backbone.source_head.weight.add_(1.0)  # off the feature path: not penalised
+        model.head.bias.add_(1.0)  # only the head's weight is
+    assert value() == pytest.approx(0.25 * head, rel=1e-5)
+
+
 def _counts(backbone, method, **params):
     """(trainable, total) after configuring ``method`` (no training needed)."""
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training import Stage, TransferModel
 
     instance = get_registries().methods.create(method, params)
     model = TransferModel(backbone, 2)
-    instance.configure(model, backbone)
+    instance.configure(model, SimpleNamespace(backbone=backbone, stage=Stage()))
     return model.counts()
 
 
@@ -195,8 +292,6 @@ class Sentiment(Task):
 @pytest.mark.parametrize("method", ["finetune", "lora"])
 def test_text_backbone_trains_saves_and_reloads(method, tmp_path):
     registries = get_registries()
-    if "bert:tiny" not in registries.backbones:
-        pytest.skip("text backbones (plugins/transferlab_text) are not installed")
     task, ctx = Sentiment("sentiment"), RunContext(progress=False)
     backbone = registries.backbones.create("bert:tiny")
     predictor = registries.methods.create(method, {**FAST, "max_steps": 6, "batch_size": 8}
@@ -209,10 +304,7 @@ def test_text_backbone_trains_saves_and_reloads(method, tmp_path):
 
 
 def _text_backbone():
-    registries = get_registries()
-    if "sbert:all-MiniLM-L6-v2" not in registries.backbones:
-        pytest.skip("text backbones (plugins/transferlab_text) are not installed")
-    return registries.backbones.create("sbert:all-MiniLM-L6-v2")
+    return get_registries().backbones.create("sbert:all-MiniLM-L6-v2")
 
 
 @pytest.mark.slow

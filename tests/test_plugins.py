@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
+from conftest import entry_points_named
 from transferlab.cli import cli
 from transferlab.errors import DuplicateNameError, TransferlabError
+from transferlab.hookspecs import hookimpl
 from transferlab.plugins import PluginHost
 
 GOOD = """
@@ -32,11 +36,20 @@ def register_method(register):
     register("never", object)
 """
 DUPLICATE = """
+from transferlab.api import TransferMethod
 from transferlab.hookspecs import hookimpl
+
+class TheirProbe(TransferMethod):
+    name = "linear-probe"
+    summary = "a third party's linear probe"
+
+    def fit(self, backbone, task, ctx):
+        raise NotImplementedError
 
 @hookimpl
 def register_methods(register):
-    register("linear-probe", object)
+    register(TheirProbe)
+    register("their-method", TheirProbe)
 """
 BAD_SIGNATURE = """
 from transferlab.hookspecs import hookimpl
@@ -114,7 +127,9 @@ def test_misspelled_hook_is_reported_with_suggestion(fake_dists):
 def test_hookimpl_with_unknown_argument_is_rejected(fake_dists):
     fake_dists.add("transferlab-badsig", "badsig", "tl_badsig", BAD_SIGNATURE)
     host = _host()
-    assert "not_an_argument" in host.plugins["badsig"].errors[0]
+    (error,) = host.plugins["badsig"].errors
+    assert error.startswith("is invalid: ") and "not_an_argument" in error
+    assert host.pm.get_plugin("badsig") is None and host.plugins["badsig"].hooks == []
 
 
 def test_failing_hook_is_reported_other_kinds_still_load(fake_dists):
@@ -124,16 +139,65 @@ def test_failing_hook_is_reported_other_kinds_still_load(fake_dists):
     assert "cannot read config" in host.plugins["failing"].errors[0]
 
 
-def test_duplicate_name_names_both_plugins(fake_dists, runner):
+def test_a_third_party_taking_a_builtin_name_takes_out_nothing(fake_dists, runner, capsys):
+    """Bug caught: a plugin registering `linear-probe` made the whole built-in feature plugin
+    fail (knn, ncm, adapter, coral vanished), blamed by entry-point name order."""
     fake_dists.add("transferlab-dup", "dup", "tl_dup", DUPLICATE)
     host = _host()
-    with pytest.raises(DuplicateNameError, match="'dup'") as excinfo:
-        host.registries.methods.get("linear-probe")
-    assert "'feature'" in str(excinfo.value)
-    assert any("registered by plugins" in e for e in host.plugins["dup"].errors)
-    result = runner.invoke(cli, ["run", "-b", "raw:pixels", "-t", "digits", "-m", "linear-probe"])
-    assert result.exit_code != 0
-    assert "registered by plugins" in result.output and "TRANSFERLAB_PLUGINS" in result.output
+    methods = host.registries.methods
+    assert methods.get("linear-probe").plugin == "feature"  # built-ins keep their names
+    for name in ("knn", "ncm", "adapter", "coral", "finetune", "their-method"):
+        assert name in methods, name
+    assert host.plugins["feature"].errors == [] and host.plugins["dup"].errors == []
+    warning = capsys.readouterr().err
+    assert ("method 'linear-probe' is registered by transferlab (plugin 'feature') and"
+            " transferlab-dup (plugin 'dup'); using transferlab") in warning
+    assert host.plugins["dup"].conflicts == host.plugins["feature"].conflicts != []
+    listed = runner.invoke(cli, ["plugins"])
+    assert "conflict: method 'linear-probe' is registered by" in listed.output
+
+
+def test_the_user_can_prefer_the_third_party_or_disable_it(fake_dists, monkeypatch):
+    fake_dists.add("transferlab-dup", "dup", "tl_dup", DUPLICATE)
+    monkeypatch.setenv("TRANSFERLAB_PREFER", "linear-probe=transferlab-dup")
+    assert _host().registries.methods.get("linear-probe").plugin == "dup"
+    monkeypatch.delenv("TRANSFERLAB_PREFER")
+    monkeypatch.setenv("TRANSFERLAB_DISABLE", "transferlab-dup")
+    host = _host()
+    assert "dup" not in host.plugins and not host.registries.methods.conflicts
+    monkeypatch.setenv("TRANSFERLAB_DISABLE", "feature")
+    assert _host().registries.methods.get("linear-probe").plugin == "dup"
+
+
+def test_the_chosen_plugin_is_recorded_with_the_result(fake_dists, runner, tmp_path):
+    fake_dists.add("transferlab-dup", "dup", "tl_dup", DUPLICATE)
+    from transferlab.harness.cell import Cell, run_cell
+
+    host = _host()
+    result = run_cell(Cell("raw:pixels", "digits", "linear-probe",
+                           backbone_params={"size": 8, "grayscale": True}),
+                      host.registries, progress=False)
+    assert result.status == "ok", result.error
+    plugins = result.environment["plugins"]
+    assert plugins["method"] == {"name": "linear-probe", "plugin": "feature",
+                                 "distribution": "transferlab",
+                                 "version": plugins["method"]["version"]}
+    assert plugins["task"]["plugin"] == "tasks" and plugins["backbone"]["plugin"] == "baselines"
+
+
+def test_two_third_parties_on_one_name_leave_it_unusable_until_the_user_chooses(
+        fake_dists, runner):
+    fake_dists.add("transferlab-dup", "dup", "tl_dup", DUPLICATE)
+    fake_dists.add("transferlab-dup2", "dup2", "tl_dup2", DUPLICATE)
+    host = _host()
+    with pytest.raises(DuplicateNameError) as excinfo:
+        host.registries.methods.get("their-method")
+    assert "transferlab-dup (plugin 'dup') and transferlab-dup2 (plugin 'dup2')" in str(
+        excinfo.value)
+    assert host.registries.methods.get("linear-probe").plugin == "feature"
+    result = runner.invoke(cli, ["run", "-b", "raw:pixels", "-t", "digits", "-m",
+                                 "their-method"])
+    assert result.exit_code != 0 and "TRANSFERLAB_PREFER=their-method=DIST" in result.output
 
 
 def test_plugin_filter_env_var(monkeypatch):
@@ -170,10 +234,35 @@ def register_commands(cli):
     assert result.output.strip() == "hello from a plugin"
 
 
-def test_register_executors_hook():
+REVERSE_EXECUTOR = """
+from transferlab.hookspecs import hookimpl
+from transferlab.params import Param
+
+class Reverse:
+    def __init__(self, tag):
+        self.tag = tag
+
+    def run(self, cells, run_one):
+        for cell in reversed(list(cells)):
+            yield run_one(cell)
+
+@hookimpl
+def register_executors(register):
+    register("reverse", lambda name, tag: Reverse(tag), summary="last cell first",
+             params=[Param("tag", str, "r")])
+"""
+
+
+def test_register_executors_hook(fake_dists):
+    fake_dists.add("transferlab-reverse", "reverse", "tl_reverse", REVERSE_EXECUTOR)
     executors = _host().registries.executors
-    assert {"local", "process"} <= set(executors.names())
+    assert executors.names() == ["local", "process", "reverse"]
     assert executors.create("process", {"workers": 2}).workers == 2
+    assert executors.get("process").summary == (
+        "one spawned worker process per cell (isolates crashes and memory)")
+    reverse = executors.create("reverse", {"tag": "x"})
+    assert reverse.tag == "x" and list(reverse.run([1, 2, 3], lambda c: c * 10)) == [30, 20, 10]
+    assert executors.get("reverse").plugin == "reverse"
 
 
 def test_register_objectives_hook(fake_dists, runner):
@@ -204,3 +293,215 @@ def register_backbones(register):
     assert backbones.create("echo:abc@v2", {"width": "8"}) == ("echo:abc@v2", 8)
     listed = json.loads(runner.invoke(cli, ["list", "backbones", "echo:*", "--json"]).stdout)
     assert listed[0]["offline"] is True and listed[0]["params"][0]["default"] == 4
+
+
+# --- precise loader behaviour -------------------------------------------------------------------
+
+WARNING_TAIL = " (other plugins still work; TRANSFERLAB_STRICT=1 raises)"
+
+
+def test_broken_import_message_and_warning_line(fake_dists, capsys):
+    fake_dists.add("transferlab-broken", "broken", "tl_broken3", BROKEN_IMPORT)
+    host = _host()
+    info = host.plugins["broken"]
+    assert info.errors == ["failed to import tl_broken3: RuntimeError: boom at import"]
+    assert (info.module, info.distribution, info.version, info.hooks) == (
+        "tl_broken3", "transferlab-broken", "1.0", [])
+    assert host.pm.get_plugin("broken") is None
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == ["transferlab: warning: plugin 'broken' failed to import tl_broken3:"
+                        " RuntimeError: boom at import" + WARNING_TAIL]
+
+
+def test_strict_mode_message_and_cause(fake_dists, monkeypatch, capsys):
+    fake_dists.add("transferlab-broken", "broken", "tl_broken4", BROKEN_IMPORT)
+    with pytest.raises(TransferlabError) as excinfo:
+        _host(strict=True)
+    assert str(excinfo.value) == (
+        "plugin 'broken' failed to import tl_broken4: RuntimeError: boom at import")
+    assert isinstance(excinfo.value.__cause__, RuntimeError)
+    assert capsys.readouterr().err == ""  # strict raises instead of warning
+
+
+@pytest.mark.parametrize(("value", "strict"), [("1", True), ("true", True), (" YES ", True),
+                                               ("on", True), ("0", False), ("", False),
+                                               ("no", False), ("2", False)])
+def test_strict_env_values(monkeypatch, value, strict):
+    monkeypatch.setenv("TRANSFERLAB_STRICT", value)
+    assert PluginHost().strict is strict
+    assert PluginHost(strict=not strict).strict is (not strict)  # the argument wins
+
+
+class _Plugin:
+    """An in-process plugin object whose hooks are given as keyword functions."""
+
+    def __init__(self, **hooks):
+        for name, function in hooks.items():
+            setattr(self, name, hookimpl(function))
+
+
+def test_misspelled_hook_exact_message_and_it_is_unregistered():
+    host = PluginHost(only=[])
+    plugin = _Plugin(register_command=lambda cli: None)
+    host.add_plugin(plugin, "typo")
+    assert host.plugins["typo"].errors == [
+        "implements unknown hook 'register_command' (did you mean 'register_commands'?);"
+        " it was not loaded"]
+    assert host.pm.get_plugin("typo") is None and host.plugins["typo"].hooks == []
+    assert host.plugins["typo"].module == repr(plugin)  # no entry point: the object's repr
+    host.add_plugin(_Plugin(frobnicate=lambda register: None), "odd")
+    assert host.plugins["odd"].errors == [
+        "implements unknown hook 'frobnicate'; it was not loaded"]  # nothing close: no hint
+
+
+def test_misspelled_hook_in_strict_mode_raises_without_cause():
+    host = PluginHost(only=[], strict=True)
+    with pytest.raises(TransferlabError) as excinfo:
+        host.add_plugin(_Plugin(register_task=lambda register: None), "typo")
+    assert str(excinfo.value) == ("plugin 'typo' implements unknown hook 'register_task' (did"
+                                  " you mean 'register_tasks'?); it was not loaded")
+    assert excinfo.value.__cause__ is None
+
+
+def test_failing_hook_exact_message_and_strict_raise():
+    def register_tasks(register):
+        raise ValueError("cannot read config")
+
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_tasks=register_tasks), "failing")
+    host.add_plugin(_Plugin(register_methods=lambda register: register("m", object)), "fine")
+    assert "m" in host.registries.methods
+    assert host.plugins["failing"].errors == [
+        "failed in register_tasks: ValueError: cannot read config"]
+    strict = PluginHost(only=[], strict=True)
+    strict.add_plugin(_Plugin(register_tasks=register_tasks), "failing")
+    with pytest.raises(TransferlabError) as excinfo:
+        strict.registries  # noqa: B018
+    assert str(excinfo.value) == (
+        "plugin 'failing' failed in register_tasks: ValueError: cannot read config")
+
+
+def test_register_rejects_params_that_are_not_param():
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_methods=lambda register: register(
+        "m", object, params=[("C", float)])), "badparams")
+    assert "m" not in host.registries.methods
+    assert host.plugins["badparams"].errors == [
+        "failed in register_methods: RegistrationError: params of 'm' must be"
+        " transferlab.params.Param"]
+
+
+def test_registries_record_what_each_plugin_registered_in_order():
+    def register_methods(register):
+        register("m2", object, summary="second", family="feature")
+        register("m1", object)
+
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_methods=register_methods), "first")
+    host.add_plugin(_Plugin(register_methods=lambda register: register("m3", object)), "second")
+    methods = host.registries.methods
+    assert host.plugins["first"].registered == {"methods": ["m2", "m1"]}
+    assert host.plugins["first"].hooks == ["register_methods"]
+    entry = methods.get("m2")
+    assert (entry.plugin, entry.summary, dict(entry.info)) == ("first", "second",
+                                                               {"family": "feature"})
+    assert methods.get("m3").plugin == "second"
+    assert host.registries is host.registries  # built once ...
+    host.add_plugin(_Plugin(register_tasks=lambda register: register("t", object)), "third")
+    assert "t" in host.registries.tasks  # ... and rebuilt after a new plugin
+
+
+def test_a_duplicate_name_fails_no_plugin_and_names_both():
+    """The conflict is of the name only: neither plugin records an error, both keep every
+    other name, and the message names both claimants in registration order."""
+    host = PluginHost(only=[])
+    for name in ("alpha", "beta"):
+        host.add_plugin(_Plugin(register_methods=lambda register, n=name: (
+            register("same", object), register(f"only-{n}", object))), name)
+    methods = host.registries.methods
+    assert host.plugins["alpha"].errors == [] and host.plugins["beta"].errors == []
+    assert "only-alpha" in methods and "only-beta" in methods
+    with pytest.raises(DuplicateNameError) as excinfo:
+        methods.get("same")
+    assert "? (plugin 'alpha') and ? (plugin 'beta')" in str(excinfo.value)
+
+
+def test_hooks_receive_the_data_dirs(tmp_path):
+    seen = []
+    host = PluginHost(only=[], data_dirs=[str(tmp_path)])
+    host.add_plugin(_Plugin(register_tasks=lambda register, data_dirs: seen.append(data_dirs)),
+                    "data")
+    host.registries  # noqa: B018
+    assert seen == [[tmp_path]] and isinstance(seen[0][0], Path)
+
+
+def test_plugin_filter_accepts_distribution_names_and_ignores_blanks(fake_dists, monkeypatch):
+    fake_dists.add("transferlab-majority", "majority", "tl_majority2", GOOD)
+    monkeypatch.setenv("TRANSFERLAB_PLUGINS", " transferlab-majority , ,tasks")
+    host = _host()
+    assert set(host.plugins) == {"majority", "tasks"} and host.only == {
+        "transferlab-majority", "tasks"}
+    assert set(_host(only=["feature"]).plugins) == {"feature"}  # the argument wins
+    monkeypatch.delenv("TRANSFERLAB_PLUGINS")
+    assert _host().only is None and "majority" in _host().plugins
+
+
+def test_plugins_load_in_entry_point_name_order():
+    host = PluginHost()
+    host.load_entry_points(list(reversed(entry_points_named("tasks", "feature", "baselines"))))
+    assert list(host.plugins) == ["baselines", "feature", "tasks"]
+
+
+@pytest.mark.parametrize(("value", "traced"), [("1", True), ("on", True), ("0", False)])
+def test_trace_lines_exact(monkeypatch, capsys, value, traced):
+    monkeypatch.setenv("TRANSFERLAB_TRACE", value)
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_tasks=lambda register: None), "mine")
+    host.registries  # noqa: B018
+    err = capsys.readouterr().err
+    assert err.splitlines() == (["transferlab: trace: mine.register_tasks()"] if traced else [])
+
+
+def test_failing_command_plugin_is_reported(capsys):
+    import click
+
+    def register_commands(cli):
+        raise RuntimeError("no cli for you")
+
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_commands=register_commands), "cmds")
+    host.add_commands(click.Group())
+    assert host.plugins["cmds"].errors == [
+        "failed in register_commands: RuntimeError: no cli for you"]
+    assert "plugin 'cmds' failed in register_commands" in capsys.readouterr().err
+
+
+def test_get_host_is_cached_and_follows_data_dirs(monkeypatch, tmp_path):
+    from transferlab import plugins
+
+    monkeypatch.setenv("TRANSFERLAB_PLUGINS", "tasks")
+    first = plugins.get_host()
+    assert plugins.get_host() is first and plugins.get_registries() is first.registries
+    assert plugins.get_host(refresh=True) is not first
+    monkeypatch.setenv("TRANSFERLAB_DATA",  # an empty entry (a doubled separator) is skipped
+                       f"{tmp_path / 'a'}{os.pathsep}{os.pathsep}{tmp_path / 'b'}")
+    host = plugins.get_host(data_dirs=[tmp_path / "c"])
+    assert host.data_dirs == [tmp_path / "c", tmp_path / "a", tmp_path / "b"]
+    assert plugins.get_host(data_dirs=[tmp_path / "c"]) is host
+
+
+def test_rebuilding_registries_does_not_repeat_records_or_warnings(capsys):
+    """Adding a plugin after the registries were built rebuilds them; every plugin's list of
+    registered names and its hook errors used to be appended to again (['m', 'm'])."""
+    def register_tasks(register):
+        raise ValueError("bad")
+
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_methods=lambda register: register("m", object)), "p")
+    host.add_plugin(_Plugin(register_tasks=register_tasks), "q")
+    host.registries  # noqa: B018
+    host.add_plugin(_Plugin(register_objectives=lambda register: register("o", object)), "r")
+    assert "o" in host.registries.objectives and "m" in host.registries.methods
+    assert host.plugins["p"].registered == {"methods": ["m"]}
+    assert host.plugins["q"].errors == ["failed in register_tasks: ValueError: bad"]
+    assert capsys.readouterr().err.count("failed in register_tasks") == 1

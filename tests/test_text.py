@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import shared_dataset
 from transferlab.errors import CheckpointError, DataError, ParamError, UnknownNameError
@@ -28,6 +27,7 @@ def _build(name: str, **params):
 def tiny_dirs(tmp_path_factory):
     """A tiny random BERT and GPT-2 saved with save_pretrained, with the MiniLM WordPiece
     tokenizer beside them: what `hf:DIR` and `gpt:DIR` load from a user's disk."""
+    import torch
     from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
     from transferlab_text.tiny import wordpiece_tokenizer
@@ -113,6 +113,8 @@ def test_determinism_and_fingerprint():
 
 
 def test_checkpoint_restores_bit_identical_features(name, tmp_path):
+    import torch
+
     source = _build(name, init_seed=3)
     with torch.no_grad():  # make the weights differ from any fresh build
         next(source.module.parameters()).add_(0.01)

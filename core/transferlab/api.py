@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -22,6 +22,13 @@ from transferlab.params import Param, resolve_params
 
 if TYPE_CHECKING:
     import torch
+
+    from transferlab.registry import Registries
+
+__all__ = [
+    "FAMILIES", "MODALITIES", "Backbone", "Budget", "FeatureSource", "Objective", "Predictor",
+    "RunContext", "Split", "Task", "TransferMethod", "extract_features",
+]
 
 MODALITIES = ("image", "text")
 FAMILIES = ("feature", "parameter", "relational", "baseline")
@@ -95,8 +102,21 @@ class Task(abc.ABC):
             raise DataError(f"task {self.name!r}: split {split!r} has labels outside 0..{n - 1}")
 
     def fingerprint(self) -> str:
-        """A stable identifier of the task's data, for the feature cache."""
-        return self.name
+        """A stable identifier of the task's data, the feature cache's key for it.
+
+        The default hashes every split's inputs and labels, so a task built in code with other
+        data never reads stale cached features; tasks backed by files override it with
+        something cheaper (file names, sizes and times)."""
+        import hashlib
+
+        digest = hashlib.sha256(self.name.encode())
+        for split_name in self.split_names():
+            data = self.split(split_name)
+            digest.update(f"|{split_name}|{len(data)}|".encode())
+            digest.update(np.ascontiguousarray(data.labels).tobytes())
+            for item in data.inputs:
+                digest.update(_input_bytes(item))
+        return f"{self.name}:{digest.hexdigest()[:16]}"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -105,6 +125,16 @@ class Task(abc.ABC):
             "kind": self.kind,
             "primary_metric": self.primary_metric,
         }
+
+
+def _input_bytes(item: Any) -> bytes:
+    """Bytes that identify one input (array contents, text, or a path's spelling)."""
+    if isinstance(item, np.ndarray):
+        header = f"{item.dtype.str}{item.shape}".encode()
+        return header + np.ascontiguousarray(item).tobytes()
+    if isinstance(item, bytes):
+        return item
+    return f"{type(item).__name__}:{item}\x00".encode()
 
 
 # --- backbones -----------------------------------------------------------------------------
@@ -131,6 +161,26 @@ class Backbone(abc.ABC):
     def module(self) -> torch.nn.Module | None:
         """The trainable torch module, or None for non-neural baselines."""
         return None
+
+    # -- optional capabilities, with defaults; override what applies ------------------------
+    @property
+    def source_head(self) -> torch.nn.Module | None:
+        """The pretrained model's own classifier over its source labels (timm's ImageNet
+        head), inside :attr:`module` but off the feature path; None when there is none.
+        Training methods freeze it and leave it out of parameter counts; relational methods
+        (co-tuning, LEEP) read source-label probabilities from it."""
+        return None
+
+    def base_model(self) -> torch.nn.Module | None:
+        """The transformer inside :attr:`module` that computes the features (text backbones
+        return it without their LM heads); adapter methods (LoRA) target layers within it.
+        None (the default): they search ``module`` for a Hugging Face model, else use it all."""
+        return None
+
+    def invalidate_fingerprint(self) -> None:  # noqa: B027 - optional hook
+        """Forget a cached fingerprint; training methods call it after changing the weights,
+        so features of the trained weights are never served from the cache of the old ones.
+        Backbones that cache their fingerprint must override it."""
 
     @abc.abstractmethod
     def preprocess(self, inputs: Sequence[Any]) -> Any:
@@ -200,10 +250,34 @@ def _to_device(batch: Any, device: str) -> Any:
 
 
 class Predictor(abc.ABC):
-    """What a transfer method returns: predictions plus how much of it was trained."""
+    """What a transfer method returns: predictions plus how much of it was trained.
 
-    trainable_params: int = 0
-    total_params: int = 0
+    Subclasses must set ``trainable_params`` and ``total_params`` (weights that training
+    changed, and all weights on the prediction path); the harness refuses a predictor that
+    leaves them unset rather than reporting 0 / 0. ``extra`` holds method-specific facts
+    (JSON-friendly) that the harness stores with the result.
+    """
+
+    trainable_params: int | None = None
+    total_params: int | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Method-specific facts stored with the result (steps, stop reason, ...)."""
+        return self.__dict__.setdefault("_extra", {})
+
+    @extra.setter
+    def extra(self, value: Mapping[str, Any]) -> None:
+        self.__dict__["_extra"] = dict(value)
+
+    def counts(self) -> tuple[int, int]:
+        """(trainable, total) weights, or :class:`IncompatibleError` naming the fix."""
+        if self.trainable_params is None or self.total_params is None:
+            raise IncompatibleError(
+                f"predictor {type(self).__name__} does not report trainable_params and"
+                " total_params; set both in the predictor (weights trained, weights used)"
+            )
+        return int(self.trainable_params), int(self.total_params)
 
     @abc.abstractmethod
     def predict(self, inputs: Sequence[Any], ctx: RunContext) -> np.ndarray:
@@ -271,12 +345,20 @@ class TransferMethod(abc.ABC):
 
 
 class Objective(abc.ABC):
-    """A loss over a model's outputs and a batch; objectives compose as weighted sums."""
+    """A loss over a model's outputs and a batch; objectives compose as weighted sums.
+
+    The batch is a mapping with at least ``inputs`` (the preprocessed batch) and ``labels``
+    (a long tensor); outputs are what the model returned (logits for classification).
+    """
 
     name: str
 
     @abc.abstractmethod
     def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> torch.Tensor: ...
+
+    def setup(self, model: torch.nn.Module) -> None:  # noqa: B027 - optional hook
+        """Called once by the training loop before the first step, with the model on its
+        device: how a weight penalty finds the weights it penalises. Default: nothing."""
 
 
 # --- run context ---------------------------------------------------------------------------
@@ -291,16 +373,54 @@ class Budget:
     seconds: float | None = None
 
 
+class FeatureSource(Protocol):
+    """Where :meth:`RunContext.features` gets frozen features; the harness injects its
+    on-disk :class:`~transferlab.harness.features.FeatureStore`."""
+
+    def get(self, backbone: Backbone, task: Task, split: str, ctx: RunContext) -> Any: ...
+
+
+def extract_features(backbone: Backbone, task: Task, split: str, ctx: RunContext) -> Any:
+    """Encode one split with a progress bar; NaN or infinite values are a
+    :class:`DataError` naming the backbone and the split (every feature source uses this)."""
+    data = task.split(split)
+    with ctx.progress_bar(len(data), f"features {task.name}/{split}") as update:
+        feats = backbone.encode(data.inputs, progress=update, device=ctx.device)
+    values = feats.data if hasattr(feats, "tocsr") else feats  # scipy sparse or dense
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise DataError(
+            f"backbone {backbone.name!r} produced {bad} NaN/inf feature values"
+            f" on {task.name}/{split}; check the inputs and the weights"
+        )
+    return feats
+
+
+class _InMemoryFeatures:
+    """The fallback feature source: extract once per (backbone, task, split), in memory."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, str], Any] = {}
+
+    def get(self, backbone: Backbone, task: Task, split: str, ctx: RunContext) -> Any:
+        key = (backbone.fingerprint, task.fingerprint(), split)
+        if key not in self._cache:
+            self._cache[key] = extract_features(backbone, task, split, ctx)
+        return self._cache[key]
+
+
 @dataclass
 class RunContext:
-    """Seed, device, budget, feature access, progress and logging for one cell."""
+    """Seed, device, budget, feature access, progress, logging and the registries of the
+    run for one cell (methods build objectives and teachers from ``registries``)."""
 
     seed: int = 0
     device: str = "cpu"
     budget: Budget = field(default_factory=Budget)
     progress: bool = True
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("transferlab"))
-    feature_store: Any = None  # transferlab.harness.features.FeatureStore
+    feature_store: FeatureSource | None = None
+    registries: Registries | None = None
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A numpy generator derived from the cell seed (same seed, same stream)."""
@@ -318,12 +438,11 @@ class RunContext:
             return
         torch.manual_seed(self.seed)
 
-    def features(self, backbone: Backbone, task: Task, split: str) -> np.ndarray:
-        """Frozen features of one split, shared across methods through the feature store."""
-        from transferlab.harness.features import FeatureStore
-
+    def features(self, backbone: Backbone, task: Task, split: str) -> Any:
+        """Frozen features of one split: a float32 ``[N, D]`` array, or a scipy sparse
+        matrix for sparse backbones (``raw:tfidf``), shared through the feature source."""
         if self.feature_store is None:
-            self.feature_store = FeatureStore()
+            self.feature_store = _InMemoryFeatures()
         return self.feature_store.get(backbone, task, split, self)
 
     @contextlib.contextmanager

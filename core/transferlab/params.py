@@ -7,11 +7,14 @@ bad value fails before any work starts with a message naming the owner, the key 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from transferlab.errors import ParamError
+
+__all__ = ["Param", "parse_assignments", "resolve_params"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -19,7 +22,14 @@ _FALSE = {"0", "false", "no", "off"}
 
 @dataclass(frozen=True)
 class Param:
-    """One hyper-parameter: name, type, default, help, and optional choices or bounds."""
+    """One declared parameter: name, type, default, help, and optional choices or bounds.
+
+    ``min`` / ``max`` are inclusive bounds, ``gt`` / ``lt`` exclusive ones (``gt=0.0`` for
+    "strictly positive"). Float values must be finite; ``nullable`` accepts ``none``/``null``.
+    ``refers_to`` names a component kind (``"objectives"``, ``"backbones"``): the value is then
+    a setting, ``NAME[key=value,...]``, checked against that registry when the cell is
+    validated (:func:`transferlab.settings.validate_settings`).
+    """
 
     name: str
     type: type
@@ -29,6 +39,9 @@ class Param:
     min: float | None = None
     max: float | None = None
     nullable: bool = False
+    gt: float | None = None
+    lt: float | None = None
+    refers_to: str | None = None
 
     def coerce(self, value: Any, owner: str) -> Any:
         """Return ``value`` converted to this parameter's type, or raise :class:`ParamError`."""
@@ -54,6 +67,10 @@ class Param:
             raise ParamError(f"{owner}: parameter {self.name}={converted!r} must be >= {self.min}")
         if self.max is not None and converted > self.max:
             raise ParamError(f"{owner}: parameter {self.name}={converted!r} must be <= {self.max}")
+        if self.gt is not None and not converted > self.gt:
+            raise ParamError(f"{owner}: parameter {self.name}={converted!r} must be > {self.gt}")
+        if self.lt is not None and not converted < self.lt:
+            raise ParamError(f"{owner}: parameter {self.name}={converted!r} must be < {self.lt}")
         return converted
 
     def _convert(self, value: Any) -> Any:
@@ -76,7 +93,7 @@ class Param:
             if isinstance(value, bool):
                 raise TypeError(value)
             result = float(value)
-            if result != result:  # NaN
+            if not math.isfinite(result):  # NaN and infinities are never meant
                 raise ValueError(value)
             return result
         return self.type(value)
@@ -91,7 +108,27 @@ class Param:
         }
         if self.choices is not None:
             info["choices"] = list(self.choices)
+        for bound in ("min", "max", "gt", "lt"):
+            if getattr(self, bound) is not None:
+                info[bound] = getattr(self, bound)
+        if self.nullable:
+            info["nullable"] = True
+        if self.refers_to is not None:
+            info["refers_to"] = self.refers_to
         return info
+
+    def constraint_text(self) -> str:
+        """Choices and bounds in words, for ``transferlab list`` (empty when there are none)."""
+        parts = []
+        if self.choices is not None:
+            parts.append("one of " + ", ".join(map(str, self.choices)))
+        for bound, symbol in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<")):
+            value = getattr(self, bound)
+            if value is not None:
+                parts.append(f"{symbol} {value}")
+        if self.nullable:
+            parts.append("or none")
+        return ", ".join(parts)
 
 
 def resolve_params(

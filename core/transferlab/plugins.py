@@ -1,10 +1,15 @@
 """Load plugins from the ``transferlab`` entry-point group, each in isolation.
 
 A plugin that fails to import, implements a hook that does not exist, or registers badly is
-recorded with its error and skipped; every other plugin and command keeps working. Set
-``TRANSFERLAB_STRICT=1`` to re-raise instead, ``TRANSFERLAB_PLUGINS=a,b`` to load only some
-(entry-point or distribution names; empty loads none), ``TRANSFERLAB_TRACE=1`` to print each
-hook call on stderr.
+recorded with its error and skipped; every other plugin and command keeps working. A name two
+plugins claim is a conflict of that name only (see :mod:`transferlab.registry`), reported
+naming both distributions. Environment:
+
+- ``TRANSFERLAB_STRICT=1`` re-raises plugin errors instead of reporting them;
+- ``TRANSFERLAB_PLUGINS=a,b`` loads only these entry points or distributions (empty: none);
+- ``TRANSFERLAB_DISABLE=a,b`` loads every plugin except these;
+- ``TRANSFERLAB_PREFER=NAME=DIST,DIST`` chooses between plugins that claim one name;
+- ``TRANSFERLAB_TRACE=1`` prints each hook call on stderr.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import pluggy
 from transferlab import hookspecs
 from transferlab.errors import RegistrationError, TransferlabError
 from transferlab.params import Param
-from transferlab.registry import KINDS, Entry, Registries
+from transferlab.registry import KINDS, Conflict, Entry, Preferences, Registries
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo", "get_host", "get_registries"]
 
 ENTRY_POINT_GROUP = "transferlab"
 HOOK_NAMES = tuple(f"register_{kind}" for kind in KINDS)
@@ -40,10 +47,36 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str) -> list[str]:
+    return [n.strip() for n in os.environ.get(name, "").split(",") if n.strip()]
+
+
+def _class_registration(
+    component: type, factory: Any, summary: str, params: Sequence[Param], info: dict[str, Any]
+) -> tuple[str, Any, str, Sequence[Param]]:
+    """``register(Class)``: name, summary, params and family come from the class, once."""
+    if factory is not None:
+        raise RegistrationError(f"register({component.__name__}, ...): pass the class alone;"
+                                " its name, summary and params are read from it")
+    name = getattr(component, "name", None)
+    if not isinstance(name, str) or not name:
+        raise RegistrationError(f"register({component.__name__}): the class needs a `name`"
+                                " class attribute")
+    if params:
+        raise RegistrationError(f"register({component.__name__}): declare params on the class"
+                                " only, not again in register()")
+    family = getattr(component, "family", None)
+    if isinstance(family, str) and "family" not in info:
+        info["family"] = family
+    return name, component, summary or getattr(component, "summary", ""), tuple(
+        getattr(component, "params", ()))
 
 
 class PluginHost:
@@ -58,6 +91,9 @@ class PluginHost:
         if only is None and env_only is not None:
             only = [n.strip() for n in env_only.split(",") if n.strip()]
         self.only = None if only is None else set(only)
+        self.disabled = set(_env_list("TRANSFERLAB_DISABLE"))
+        self.preferences = Preferences.parse(os.environ.get("TRANSFERLAB_PREFER"))
+        self.conflicts: list[Conflict] = []
         self.data_dirs = [Path(d) for d in data_dirs]
         self.trace = _env_flag("TRANSFERLAB_TRACE")
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -74,6 +110,8 @@ class PluginHost:
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else None
             if self.only is not None and ep.name not in self.only and dist_name not in self.only:
+                continue
+            if ep.name in self.disabled or dist_name in self.disabled:
                 continue
             info = PluginInfo(ep.name, ep.value, dist_name, dist.version if dist else None)
             self.plugins[ep.name] = info
@@ -105,9 +143,13 @@ class PluginHost:
         self._registries = None
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException | None) -> None:
-        info.errors.append(message)
+        repeated = message in info.errors  # a hook failing again when registries are rebuilt
+        if not repeated:
+            info.errors.append(message)
         if self.strict:
             raise TransferlabError(f"plugin {info.name!r} {message}") from exc
+        if repeated:
+            return
         print(
             f"transferlab: warning: plugin {info.name!r} {message}"
             " (other plugins still work; TRANSFERLAB_STRICT=1 raises)",
@@ -119,27 +161,55 @@ class PluginHost:
     def registries(self) -> Registries:
         """Registries filled by calling every ``register_*`` hook, one plugin at a time."""
         if self._registries is None:
-            self._registries = Registries()
+            self._registries = Registries.with_preferences(self.preferences)
+            self.conflicts = []
+            for info in self.plugins.values():  # rebuilt from scratch, not appended to
+                info.registered, info.conflicts = {}, []
             for kind in KINDS:
                 self._collect(kind)
+            self._report_conflicts()
         return self._registries
+
+    def _report_conflicts(self) -> None:
+        """Each conflict once on stderr (and in strict mode, an error if unresolved)."""
+        assert self._registries is not None
+        for kind in KINDS:
+            self.conflicts.extend(self._registries.of(kind).conflicts.values())
+        for conflict in self.conflicts:
+            for claim in conflict.claims:
+                if claim.plugin in self.plugins:
+                    self.plugins[claim.plugin].conflicts.append(conflict.message())
+            if self.strict and conflict.chosen is None:
+                raise TransferlabError(conflict.message())
+            print(f"transferlab: warning: {conflict.message()}", file=sys.stderr)
 
     def _collect(self, kind: str) -> None:
         assert self._registries is not None
         registry = self._registries.of(kind)
         caller = getattr(self.pm.hook, f"register_{kind}")
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        # pluggy's call order: the plugin registered last first (get_hookimpls() lists them
+        # in registration order); a name two plugins claim is blamed on the one called second
+        for impl in reversed(caller.get_hookimpls()):
             info = self.plugins.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name, "?"))
             names = info.registered.setdefault(kind, [])
 
             def register(
-                name: str, factory: Callable[..., Any], *, summary: str = "",
-                params: Sequence[Param] = (), _plugin: str = impl.plugin_name,
-                _names: list[str] = names, **extra: Any,
+                name: str | type, factory: Callable[..., Any] | None = None, *,
+                summary: str = "", params: Sequence[Param] = (),
+                _plugin: str = impl.plugin_name, _names: list[str] = names,
+                _info: PluginInfo = info, **extra: Any,
             ) -> None:
+                if isinstance(name, type):
+                    name, factory, summary, params = _class_registration(
+                        name, factory, summary, params, extra)
+                elif isinstance(factory, type) and not params:
+                    params = tuple(getattr(factory, "params", ()))  # declared once, on the class
+                if factory is None:
+                    raise RegistrationError(f"register({name!r}) needs a factory or a class")
                 if not all(isinstance(p, Param) for p in params):
                     raise RegistrationError(f"params of {name!r} must be transferlab.params.Param")
-                registry.add(Entry(name, factory, _plugin, kind, summary, tuple(params), extra))
+                registry.add(Entry(name, factory, _plugin, kind, summary, tuple(params), extra,
+                                   _info.distribution, _info.version))
                 _names.append(name)
 
             kwargs = {"register": register, "data_dirs": self.data_dirs}

@@ -6,6 +6,7 @@ from typing import Any
 
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
+from transferlab.registry import RegisterCallback
 
 
 def _pixels(name: str, **params: Any) -> Any:
@@ -21,7 +22,7 @@ def _tfidf(name: str, **params: Any) -> Any:
 
 
 @hookimpl
-def register_backbones(register: Any) -> None:
+def register_backbones(register: RegisterCallback) -> None:
     register(
         "raw:pixels", _pixels, modality="image", params_count=0, weights="none", offline=True,
         summary="baseline: resized, flattened pixels (no pretraining)",

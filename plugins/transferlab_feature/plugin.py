@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from transferlab.hookspecs import hookimpl
+from transferlab.registry import RegisterCallback
 
 
 @hookimpl
-def register_methods(register: Any) -> None:
+def register_methods(register: RegisterCallback) -> None:
     from transferlab_feature.adapter import Adapter
     from transferlab_feature.coral import Coral
     from transferlab_feature.knn import Knn
@@ -16,5 +15,4 @@ def register_methods(register: Any) -> None:
     from transferlab_feature.ncm import NearestClassMean
 
     for method in (LinearProbe, Knn, NearestClassMean, Adapter, Coral):
-        register(method.name, method, summary=method.summary, params=method.params,
-                 family=method.family)
+        register(method)  # name, summary, params and family are read from the class

@@ -1,21 +1,22 @@
 """Objective implementations. Each is a :class:`transferlab.api.Objective`: called with the
 model's outputs (logits) and the batch mapping (``labels``, ``inputs``), it returns a scalar.
 
-An objective may define ``setup(model)``; the training loop calls it once before the first
-step, which is how a weight penalty finds the weights it penalises.
+``l2`` and ``weighted-sum`` are the core's :mod:`transferlab.training.losses`, shared with the
+methods that compose them (``l2sp``); :meth:`Objective.setup` is how a penalty finds its weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from transferlab.api import Objective
-from transferlab.errors import ParamError
+from transferlab.training.losses import L2Penalty, WeightedSum
+
+__all__ = ["CrossEntropy", "L2Penalty", "WeightedSum"]
 
 
 class CrossEntropy(Objective):
@@ -29,73 +30,3 @@ class CrossEntropy(Objective):
     def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> torch.Tensor:
         return F.cross_entropy(outputs.float(), batch["labels"],
                                label_smoothing=self.label_smoothing)
-
-
-class L2Penalty(Objective):
-    """``weight * sum ||w - w_ref||^2`` over bound weights (``w_ref`` = 0 without reference).
-
-    With reference = the pretrained weights this is the L2-SP penalty (Li et al., 2018), which
-    pulls fine-tuned weights towards their starting point instead of towards zero. Unbound,
-    :meth:`setup` binds it to every trainable parameter of the model (plain L2 regularisation).
-    """
-
-    name = "l2"
-
-    def __init__(self, weight: float = 1.0) -> None:
-        self.weight = weight
-        self.params: list[nn.Parameter] = []
-        self.reference: list[torch.Tensor] | None = None
-
-    def bind(self, params: Iterable[nn.Parameter],
-             reference: Sequence[torch.Tensor] | None = None) -> L2Penalty:
-        """Penalise ``params``, towards ``reference`` (copied now) when given."""
-        self.params = list(params)
-        if reference is not None:
-            reference = [r.detach().clone() for r in reference]
-            if [r.shape for r in reference] != [p.shape for p in self.params]:
-                raise ParamError("l2: reference tensors do not match the penalised weights")
-        self.reference = reference
-        return self
-
-    def setup(self, model: nn.Module) -> None:
-        if not self.params:
-            self.bind(p for p in model.parameters() if p.requires_grad)
-        if self.reference is not None:
-            device = self.params[0].device if self.params else "cpu"
-            self.reference = [r.to(device) for r in self.reference]
-
-    def __call__(self, outputs: Any = None, batch: Mapping[str, Any] | None = None
-                 ) -> torch.Tensor:
-        if not self.params or not self.weight:
-            return torch.zeros((), device=self.params[0].device if self.params else None)
-        if self.reference is None:
-            terms = [p.float().pow(2).sum() for p in self.params]
-        else:
-            terms = [(p.float() - r.float()).pow(2).sum()
-                     for p, r in zip(self.params, self.reference, strict=True)]
-        return self.weight * torch.stack(terms).sum()
-
-
-class WeightedSum(Objective):
-    """``sum_i weight_i * objective_i(outputs, batch)``: how objectives compose."""
-
-    name = "weighted-sum"
-
-    def __init__(self, terms: Sequence[tuple[float, Objective]]) -> None:
-        if not terms:
-            raise ParamError("weighted-sum needs at least one term, e.g."
-                             " terms=cross-entropy:1+l2:1")
-        self.terms = [(float(w), obj) for w, obj in terms]
-
-    def setup(self, model: nn.Module) -> None:
-        for _, objective in self.terms:
-            setup = getattr(objective, "setup", None)
-            if callable(setup):
-                setup(model)
-
-    def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> torch.Tensor:
-        total: torch.Tensor | float = 0.0
-        for weight, objective in self.terms:
-            if weight:
-                total = total + weight * objective(outputs, batch)
-        return total if isinstance(total, torch.Tensor) else torch.zeros(())

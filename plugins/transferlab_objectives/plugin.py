@@ -7,6 +7,7 @@ from typing import Any
 from transferlab.errors import ParamError
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
+from transferlab.registry import RegisterCallback
 
 
 def _cross_entropy(name: str, label_smoothing: float) -> Any:
@@ -24,7 +25,7 @@ def _l2(name: str, weight: float) -> Any:
 def parse_terms(terms: str) -> list[tuple[str, float]]:
     """``"cross-entropy:1+l2:0.5"`` -> ``[("cross-entropy", 1.0), ("l2", 0.5)]``.
 
-    ``+`` separates terms (``,`` already separates ``objective_params``); a term without a
+    ``+`` separates terms (``,`` separates the parameters of a setting); a term without a
     weight counts once."""
     parsed = []
     for item in filter(None, (t.strip() for t in terms.split("+"))):
@@ -50,7 +51,7 @@ def _weighted_sum(name: str, terms: str) -> Any:
 
 
 @hookimpl
-def register_objectives(register: Any) -> None:
+def register_objectives(register: RegisterCallback) -> None:
     register("cross-entropy", _cross_entropy, summary="softmax cross-entropy (the default)",
              params=[Param("label_smoothing", float, 0.0, "target smoothing", min=0.0,
                            max=0.999)])

@@ -92,8 +92,7 @@ def _transformer_scope(body: nn.Module, backbone: Backbone) -> str | None:
     """Name prefix (within ``body``) of the transformer computing the features: the text
     backbones' ``base_model()`` (which leaves LM heads out), else the first Hugging Face
     ``PreTrainedModel`` (found without importing transformers when nothing loaded it)."""
-    base = getattr(backbone, "base_model", None)
-    target = base() if callable(base) else None
+    target = backbone.base_model()
     if target is None and "transformers" in sys.modules:
         from transformers import PreTrainedModel
 

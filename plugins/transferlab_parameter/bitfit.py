@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transferlab.api import Backbone
 from transferlab.errors import IncompatibleError
 from transferlab.training.config import training_params
 from transferlab_parameter.base import ParameterMethod
 
 if TYPE_CHECKING:
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training.method import FitState
+    from transferlab.training.model import TransferModel
 
 
 class BitFit(ParameterMethod):
@@ -25,9 +25,10 @@ class BitFit(ParameterMethod):
     summary = "train only the biases and the new head"
     params = training_params(lr=1e-3, head_lr=1e-3)
 
-    def configure(self, model: TransferModel, backbone: Backbone) -> list[dict[str, Any]]:
+    def configure(self, model: TransferModel, state: FitState) -> list[dict[str, Any]]:
         from transferlab.training.schedule import decay_groups
 
+        backbone = state.backbone
         model.freeze_body()
         biases = [(n, p) for n, p in model.body_parameters() if n.rsplit(".", 1)[-1] == "bias"]
         if not biases:

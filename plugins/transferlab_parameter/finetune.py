@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transferlab.api import Backbone
 from transferlab_parameter.base import ParameterMethod
 
 if TYPE_CHECKING:
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training.method import FitState
+    from transferlab.training.model import TransferModel
 
 
 class Finetune(ParameterMethod):
@@ -21,7 +21,7 @@ class Finetune(ParameterMethod):
     name = "finetune"
     summary = "train all weights (backbone lr and head lr separately)"
 
-    def configure(self, model: TransferModel, backbone: Backbone) -> list[dict[str, Any]]:
+    def configure(self, model: TransferModel, state: FitState) -> list[dict[str, Any]]:
         from transferlab.training.schedule import decay_groups
 
         named = list(model.body_parameters())

@@ -18,7 +18,8 @@ from transferlab.training.config import training_params
 from transferlab_parameter.base import ParameterMethod
 
 if TYPE_CHECKING:
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training.method import FitState
+    from transferlab.training.model import TransferModel
 
 
 class int_or_all(str):  # its name is the type shown in parameter errors
@@ -55,10 +56,11 @@ class Freeze(ParameterMethod):
             )
         return count
 
-    def configure(self, model: TransferModel, backbone: Backbone) -> list[dict[str, Any]]:
+    def configure(self, model: TransferModel, state: FitState) -> list[dict[str, Any]]:
         from transferlab.training.schedule import decay_groups
         from transferlab_parameter.groups import feature_groups
 
+        backbone = state.backbone
         groups = feature_groups(backbone, model, self.name)
         count = self.frozen_count(len(groups), backbone)
         model.freeze_body()

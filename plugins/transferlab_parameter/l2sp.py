@@ -15,7 +15,7 @@ from transferlab.training.config import training_params
 from transferlab_parameter.finetune import Finetune
 
 if TYPE_CHECKING:
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training.model import TransferModel
 
 
 class L2SP(Finetune):
@@ -32,7 +32,7 @@ class L2SP(Finetune):
     )
 
     def extend_objective(self, objective: Objective, model: TransferModel) -> Objective:
-        from transferlab_objectives.losses import L2Penalty, WeightedSum
+        from transferlab.training.losses import L2Penalty, WeightedSum
 
         reused = [p for _, p in model.body_parameters()]
         hp = self.hparams

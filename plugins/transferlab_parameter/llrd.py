@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transferlab.api import Backbone
 from transferlab.params import Param
 from transferlab.training.config import training_params
 from transferlab_parameter.base import ParameterMethod
 
 if TYPE_CHECKING:
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training.method import FitState
+    from transferlab.training.model import TransferModel
 
 
 class LayerwiseDecay(ParameterMethod):
@@ -28,10 +28,11 @@ class LayerwiseDecay(ParameterMethod):
         *training_params(lr=2e-4),
     )
 
-    def configure(self, model: TransferModel, backbone: Backbone) -> list[dict[str, Any]]:
+    def configure(self, model: TransferModel, state: FitState) -> list[dict[str, Any]]:
         from transferlab.training.schedule import decay_groups
         from transferlab_parameter.groups import feature_groups
 
+        backbone = state.backbone
         groups = feature_groups(backbone, model, self.name)
         hp = self.hparams
         result: list[dict[str, Any]] = []

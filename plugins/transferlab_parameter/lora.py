@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from transferlab.api import Backbone
 from transferlab.params import Param
 from transferlab.training.config import training_params
 from transferlab_parameter.base import ParameterMethod
 
 if TYPE_CHECKING:
-    from transferlab_parameter.model import TransferModel
+    from transferlab.training.method import FitState
+    from transferlab.training.model import TransferModel
 
 
 
@@ -49,10 +49,11 @@ class LoRA(ParameterMethod):
         *training_params(lr=1e-3, head_lr=1e-3),
     )
 
-    def configure(self, model: TransferModel, backbone: Backbone) -> list[dict[str, Any]]:
+    def configure(self, model: TransferModel, state: FitState) -> list[dict[str, Any]]:
         from transferlab.training.schedule import decay_groups
         from transferlab_parameter.adapters import inject_lora, resolve_targets
 
+        backbone = state.backbone
         hp = self.hparams
         targets = resolve_targets(model, backbone, hp["target_modules"], hp["r"])
         self._spec = {"r": hp["r"], "alpha": hp["alpha"], "dropout": hp["dropout"],

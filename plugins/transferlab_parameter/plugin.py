@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from transferlab.hookspecs import hookimpl
+from transferlab.registry import RegisterCallback
 
 
 @hookimpl
-def register_methods(register: Any) -> None:
+def register_methods(register: RegisterCallback) -> None:
     from transferlab_parameter.bitfit import BitFit
     from transferlab_parameter.finetune import Finetune
     from transferlab_parameter.freeze import Freeze
@@ -17,5 +16,4 @@ def register_methods(register: Any) -> None:
     from transferlab_parameter.lora import LoRA
 
     for method in (Finetune, Freeze, BitFit, LoRA, L2SP, LayerwiseDecay):
-        register(method.name, method, summary=method.summary, params=method.params,
-                 family=method.family)
+        register(method)  # name, summary, params and family are read from the class

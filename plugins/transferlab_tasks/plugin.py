@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.hookspecs import hookimpl
+from transferlab.registry import RegisterCallback
 
 
 def _digits(name: str) -> Any:
@@ -45,7 +46,7 @@ def _from_data_dir(folder: Path, layout: str) -> Any:
 
 
 @hookimpl
-def register_tasks(register: Any, data_dirs: list[Path]) -> None:
+def register_tasks(register: RegisterCallback, data_dirs: list[Path]) -> None:
     register("digits", _digits, modality="image", classes=10, source="scikit-learn load_digits",
              summary="8x8 handwritten digits (1,797 images), fixed 75/25 stratified split")
     register("csv:*", _csv, validate=_check_folder, modality="text",

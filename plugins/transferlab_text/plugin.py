@@ -12,6 +12,7 @@ from typing import Any
 from transferlab.errors import CheckpointError, UnknownNameError
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
+from transferlab.registry import RegisterCallback
 from transferlab_text.names import MINILM, PACKAGED, parse_name
 from transferlab_text.pooling import POOLINGS
 from transferlab_text.tiny import PARAM_COUNTS, TINY
@@ -62,7 +63,7 @@ def _gpt(name: str, **params: Any) -> Any:
 
 
 @hookimpl
-def register_backbones(register: Any) -> None:
+def register_backbones(register: RegisterCallback) -> None:
     common = {"validate": _validate, "modality": "text"}
     register(
         f"sbert:{MINILM.name}", _sbert, params=COMMON, **common,

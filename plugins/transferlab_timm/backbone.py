@@ -133,6 +133,10 @@ class TimmBackbone(Backbone):
             self._fingerprint = digest.hexdigest()[:32]
         return self._fingerprint
 
+    def invalidate_fingerprint(self) -> None:
+        """Forget the cached hash; training methods call this after changing the weights."""
+        self._fingerprint = None
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "weights": self.weights, "img_size": self.img_size,
                 "params": self.num_parameters()}

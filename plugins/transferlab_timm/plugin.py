@@ -6,6 +6,7 @@ from typing import Any
 
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
+from transferlab.registry import RegisterCallback
 
 PARAMS = [
     Param("img_size", int, None, "input resolution in pixels (square); default: the weights'"
@@ -31,7 +32,7 @@ def _factory(name: str, **params: Any) -> Any:
 
 
 @hookimpl
-def register_backbones(register: Any) -> None:
+def register_backbones(register: RegisterCallback) -> None:
     from transferlab_timm.weights import OFFLINE
 
     for arch, spec in OFFLINE.items():

@@ -34,6 +34,8 @@ def plugins(as_json: bool) -> None:
                 click.echo(f"  {kind}: {', '.join(names)}")
         for error in info["errors"]:
             click.echo(f"  error: {error}")
+        for conflict in info["conflicts"]:
+            click.echo(f"  conflict: {conflict}")
 
 
 @click.command(name="list")
@@ -64,7 +66,9 @@ def list_(kind: str, pattern: str | None, data_dirs: tuple[Path, ...], as_json: 
         meta = f"plugin={entry.plugin}" + (f"  {details}" if details else "")
         click.echo(f"{'':<{width}}  {meta}")
         for param in entry.params:
-            click.echo(f"{'':<{width}}    {param.name}={param.default!r}  {param.help}")
+            limits = param.constraint_text()
+            limits = f"  [{limits}]" if limits else ""
+            click.echo(f"{'':<{width}}    {param.name}={param.default!r}  {param.help}{limits}")
 
 
 COMMANDS = (plugins, list_)

@@ -20,12 +20,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from transferlab.api import Budget, RunContext
+from transferlab.api import (
+    Backbone,
+    Budget,
+    FeatureSource,
+    Predictor,
+    RunContext,
+    Task,
+    TransferMethod,
+)
 from transferlab.errors import TransferlabError
 from transferlab.harness.domain import UnlabeledTarget, check_same_labels
 from transferlab.harness.environment import default_device, environment, peak_memory_mb
 from transferlab.harness.metrics import classification_metrics
 from transferlab.registry import Registries
+from transferlab.settings import parse_setting, validate_settings
+from transferlab.views import create_task, validate_task
+
+__all__ = ["Cell", "CellResult", "run_cell", "validate_cell"]
 
 
 @dataclass(frozen=True)
@@ -88,66 +100,106 @@ class CellResult:
 
 
 def validate_cell(cell: Cell, registries: Registries) -> Cell:
-    """Resolve names and parameters (no loading); return the cell with full parameters."""
+    """Resolve names and parameters (no loading); return the cell with full parameters.
+
+    Settings that name other components (``-p objective=...``) are checked against the same
+    registries, and task views and settings are spelled canonically, so the cell key does not
+    depend on how the user wrote them."""
     backbone_params = registries.backbones.get(cell.backbone).validate(
         cell.backbone, cell.backbone_params
     )
-    registries.tasks.get(cell.task).validate(cell.task)
+    task = validate_task(cell.task, registries)
+    source = None if cell.source_task is None else validate_task(cell.source_task, registries)
+    method = registries.methods.get(cell.method)
+    params = method.validate(cell.method, cell.params)
+    params = validate_settings(method.params, params, registries, owner=cell.method)
+    return Cell(cell.backbone, task, cell.method, params, backbone_params, cell.seed, source)
+
+
+@dataclass
+class _Parts:
+    """What one cell builds before fitting."""
+
+    task: Task
+    backbone: Backbone
+    method: TransferMethod
+    source: Task | None
+
+
+def _build(cell: Cell, registries: Registries, device: str) -> _Parts:
+    task = create_task(cell.task, registries)
+    backbone = registries.backbones.create(cell.backbone, cell.backbone_params).to(device)
+    method = registries.methods.create(cell.method, cell.params)
+    method.check(backbone, task)
+    task.split("test")  # load and validate the scored split before any training
+    source = None
     if cell.source_task is not None:
-        registries.tasks.get(cell.source_task).validate(cell.source_task)
-    params = registries.methods.get(cell.method).validate(cell.method, cell.params)
-    return Cell(cell.backbone, cell.task, cell.method, params, backbone_params, cell.seed,
-                cell.source_task)
+        source = create_task(cell.source_task, registries)
+        method.check(backbone, source)
+        check_same_labels(source, task)
+    backbone.prepare(task if source is None else source)  # fitted on training data only
+    return _Parts(task, backbone, method, source)
+
+
+def _provenance(cell: Cell, registries: Registries) -> dict[str, Any]:
+    """Which plugin distribution served each component of the cell."""
+    found = {
+        "backbone": registries.backbones.get(cell.backbone),
+        "task": registries.tasks.get(parse_setting(cell.task).name),
+        "method": registries.methods.get(cell.method),
+    }
+    if cell.source_task is not None:
+        found["source_task"] = registries.tasks.get(parse_setting(cell.source_task).name)
+    return {role: entry.provenance() for role, entry in found.items()}
+
+
+def _score(result: CellResult, parts: _Parts, predictor: Predictor, ctx: RunContext) -> None:
+    test = parts.task.split("test")
+    start = time.perf_counter()
+    experiments = predictor.predict_experiments(parts.task, "test", ctx)
+    if experiments is None:
+        predictions = predictor.predict_split(parts.task, "test", ctx)
+    result.predict_seconds = time.perf_counter() - start
+    result.extra = dict(predictor.extra)
+    if experiments is None:
+        result.metrics = classification_metrics(test.labels, predictions)
+    else:
+        result.metrics, result.extra["experiments"] = _experiment_metrics(test.labels, experiments)
+    result.trainable_params, result.total_params = predictor.counts()
 
 
 def run_cell(
     cell: Cell, registries: Registries, *, device: str | None = None, progress: bool = True,
-    feature_store: Any = None, budget: Budget | None = None,
+    feature_store: FeatureSource | None = None, budget: Budget | None = None,
 ) -> CellResult:
     """Build backbone, task and method, fit, predict on the test split and score."""
     device = device or default_device()
+    if feature_store is None:
+        from transferlab.harness.features import FeatureStore
+
+        feature_store = FeatureStore()
     ctx = RunContext(
         seed=cell.seed, device=device, budget=budget or Budget(), progress=progress,
-        feature_store=feature_store,
+        feature_store=feature_store, registries=registries,
     )
     result = CellResult(cell=cell, status="error", environment=environment(device))
     try:
         cell = validate_cell(cell, registries)
         result.cell = cell
+        result.environment["plugins"] = _provenance(cell, registries)
         ctx.seed_everything()
-        task = registries.tasks.create(cell.task)
-        backbone = registries.backbones.create(cell.backbone, cell.backbone_params).to(device)
-        method = registries.methods.create(cell.method, cell.params)
-        method.check(backbone, task)
-        test = task.split("test")
-        source = None
-        if cell.source_task is not None:
-            source = registries.tasks.create(cell.source_task)
-            method.check(backbone, source)
-            check_same_labels(source, task)
-        backbone.prepare(task if source is None else source)  # fitted on training data only
+        parts = _build(cell, registries, device)
         start = time.perf_counter()
-        if source is None:
-            predictor = method.fit(backbone, task, ctx)
+        if parts.source is None:
+            predictor = parts.method.fit(parts.backbone, parts.task, ctx)
         else:
-            predictor = method.fit_adapted(backbone, source, UnlabeledTarget(task), ctx)
+            predictor = parts.method.fit_adapted(
+                parts.backbone, parts.source, UnlabeledTarget(parts.task), ctx)
         result.fit_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        experiments = predictor.predict_experiments(task, "test", ctx)
-        if experiments is None:
-            predictions = predictor.predict_split(task, "test", ctx)
-        result.predict_seconds = time.perf_counter() - start
-        result.extra = dict(getattr(predictor, "extra", {}) or {})
-        if experiments is None:
-            result.metrics = classification_metrics(test.labels, predictions)
-        else:
-            result.metrics, result.extra["experiments"] = _experiment_metrics(
-                test.labels, experiments)
-        result.trainable_params = int(predictor.trainable_params)
-        result.total_params = int(predictor.total_params)
+        _score(result, parts, predictor, ctx)
         if cell.source_task is not None:
             result.extra.setdefault(
-                "adaptation", "adapted" if method.adapts_domains else "source-only")
+                "adaptation", "adapted" if parts.method.adapts_domains else "source-only")
         result.status = "ok"
     except KeyboardInterrupt:
         raise

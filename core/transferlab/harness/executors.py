@@ -2,6 +2,12 @@
 
 ``local`` runs cells one after another in this process (features are shared between cells);
 ``process`` runs each cell in a worker process, isolating crashes and memory.
+
+A worker that dies (segfault, ``os._exit``, the OOM killer) breaks the whole
+``ProcessPoolExecutor``: every future still running or queued fails with ``BrokenProcessPool``,
+not only the one whose cell crashed. The process executor therefore re-runs every cell that got
+no result one at a time, each alone in a worker, and records a crash only against a cell that
+crashed while running alone; the cells that merely shared the broken pool get their real result.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 from transferlab.harness.cell import Cell, CellResult
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
+from transferlab.registry import RegisterCallback
 
 
 class LocalExecutor:
@@ -26,7 +33,7 @@ class LocalExecutor:
 
 
 class ProcessExecutor:
-    """Run cells in a pool of spawned worker processes."""
+    """Run cells in a pool of spawned worker processes; a crashing cell fails alone."""
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
@@ -34,17 +41,40 @@ class ProcessExecutor:
     def run(self, cells: Sequence[Cell], run_one: Callable[[Cell], CellResult]
             ) -> Iterator[CellResult]:
         context = multiprocessing.get_context("spawn")
+        unfinished: list[int] = []  # cells whose future failed because the pool broke
         with futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            pending = {pool.submit(run_one, cell): cell for cell in cells}
+            pending = {pool.submit(run_one, cell): i for i, cell in enumerate(cells)}
             for future in futures.as_completed(pending):
                 try:
                     yield future.result()
+                except futures.process.BrokenProcessPool:
+                    unfinished.append(pending[future])
+        yield from self._run_alone([cells[i] for i in sorted(unfinished)], run_one, context)
+
+    @staticmethod
+    def _run_alone(cells: Sequence[Cell], run_one: Callable[[Cell], CellResult],
+                   context: Any) -> Iterator[CellResult]:
+        """Run ``cells`` one after another in a single worker, so a crash names its cell;
+        a fresh worker takes over after each crash."""
+        pool = None
+        try:
+            for cell in cells:
+                if pool is None:
+                    pool = futures.ProcessPoolExecutor(1, mp_context=context)
+                try:
+                    result = pool.submit(run_one, cell).result()
                 except futures.process.BrokenProcessPool as exc:
-                    yield CellResult(pending[future], "error", error=f"worker crashed: {exc}")
+                    pool.shutdown()
+                    pool = None
+                    result = CellResult(cell, "error", error=f"worker crashed: {exc}")
+                yield result
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
 
 @hookimpl
-def register_executors(register: Any) -> None:
+def register_executors(register: RegisterCallback) -> None:
     register("local", lambda name: LocalExecutor(), summary="sequential, in this process")
     register(
         "process", lambda name, workers: ProcessExecutor(workers),

@@ -34,8 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from transferlab.errors import DataError
-
 if TYPE_CHECKING:
     from transferlab.api import Backbone, RunContext, Task
 
@@ -124,7 +122,7 @@ class DiskFeatureCache:
                 problem = f"shape {array.shape} {array.dtype}, expected {meta['shape']}"
             elif _crc32(array) != meta["crc32"]:
                 problem = "checksum mismatch"
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem is None:
             return array
@@ -224,14 +222,6 @@ class FeatureStore:
 
     @staticmethod
     def _extract(backbone: Backbone, task: Task, split: str, ctx: RunContext) -> Any:
-        data = task.split(split)
-        with ctx.progress_bar(len(data), f"features {task.name}/{split}") as update:
-            feats = backbone.encode(data.inputs, progress=update, device=ctx.device)
-        values = feats.data if hasattr(feats, "tocsr") else feats  # scipy sparse or dense
-        if not np.isfinite(values).all():
-            bad = int((~np.isfinite(values)).sum())
-            raise DataError(
-                f"backbone {backbone.name!r} produced {bad} NaN/inf feature values"
-                f" on {task.name}/{split}; check the inputs and the weights"
-            )
-        return feats
+        from transferlab.api import extract_features
+
+        return extract_features(backbone, task, split, ctx)

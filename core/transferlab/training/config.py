@@ -49,10 +49,9 @@ def training_params(
               min=0.0, max=0.9),
         Param("mixed_precision", str, "auto", "auto = bf16 on GPUs that support it, else no;"
               " always fp32 on CPU", choices=PRECISIONS),
-        Param("objective", str, "cross-entropy", "training objective, by registered name"
-              " (`transferlab list objectives`)"),
-        Param("objective_params", str, "", "objective parameters as key=value,key=value"
-              " (e.g. label_smoothing=0.1)"),
+        Param("objective", str, "cross-entropy", "training objective as a setting, NAME or"
+              " NAME[key=value,...] (e.g. cross-entropy[label_smoothing=0.1]; `transferlab"
+              " list objectives`)", refers_to="objectives"),
     )
 
 

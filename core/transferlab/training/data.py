@@ -9,6 +9,7 @@ preprocessed batch by batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,18 +21,37 @@ from transferlab.errors import DataError
 CACHE_LIMIT_MB = 1024
 
 
-def train_val_splits(task: Task, val_fraction: float, seed: int) -> tuple[Split, Split | None]:
-    """The training split and the validation split used for early stopping.
+@dataclass(frozen=True)
+class TrainValSplit:
+    """The data a training run sees: the examples it trains on and the ones it validates on.
+
+    ``train_indices`` index the task's ``train`` split (so a method can take the matching rows
+    of cached features: ``ctx.features(backbone, task, "train")[data.train_indices]``);
+    ``val_indices`` index the split named by ``val_from`` (``"val"`` when the task has one,
+    ``"train"`` when carved from it), or are None without validation.
+    """
+
+    train: Split
+    val: Split | None
+    train_indices: np.ndarray
+    val_indices: np.ndarray | None
+    val_from: str | None
+
+
+def carve_validation(task: Task, val_fraction: float, seed: int) -> TrainValSplit:
+    """The training data and the validation data used for early stopping, with indices.
 
     The task's own ``val`` split when it has one; otherwise ``val_fraction`` of train, carved
-    stratified by label with ``seed`` (None when ``val_fraction`` is 0 or train is too small
-    to spare one example per class).
+    stratified by label with ``seed`` (no validation when ``val_fraction`` is 0 or train is
+    too small to spare one example per class).
     """
     train = task.split("train")
+    everything = np.arange(len(train))
     if "val" in task.split_names():
-        return train, task.split("val")
+        val = task.split("val")
+        return TrainValSplit(train, val, everything, np.arange(len(val)), "val")
     if val_fraction <= 0:
-        return train, None
+        return TrainValSplit(train, None, everything, None, None)
     from sklearn.model_selection import train_test_split
 
     labels = train.labels
@@ -39,12 +59,20 @@ def train_val_splits(task: Task, val_fraction: float, seed: int) -> tuple[Split,
     n_val = round(len(train) * val_fraction)
     present = int((counts > 0).sum())
     if n_val < present or len(train) - n_val < present:
-        return train, None
+        return TrainValSplit(train, None, everything, None, None)
     stratify = labels if counts[counts > 0].min() >= 2 else None
     train_idx, val_idx = train_test_split(
-        np.arange(len(train)), test_size=n_val, stratify=stratify, random_state=seed % 2**32,
+        everything, test_size=n_val, stratify=stratify, random_state=seed % 2**32,
     )
-    return _subset(train, np.sort(train_idx)), _subset(train, np.sort(val_idx))
+    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+    return TrainValSplit(_subset(train, train_idx), _subset(train, val_idx), train_idx, val_idx,
+                         "train")
+
+
+def train_val_splits(task: Task, val_fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """``(train, val)`` of :func:`carve_validation`, without the indices."""
+    data = carve_validation(task, val_fraction, seed)
+    return data.train, data.val
 
 
 def _subset(split: Split, index: np.ndarray) -> Split:

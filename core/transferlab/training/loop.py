@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,7 @@ def train(
     model: nn.Module, train_data: BatchSource, val_data: BatchSource | None,
     objective: Objective, groups: Sequence[dict[str, Any]], config: TrainConfig,
     ctx: RunContext, *, desc: str = "train",
+    on_epoch_end: Callable[[dict[str, float]], Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` (forward: preprocessed batch -> logits) in place and return a summary.
 
@@ -86,9 +87,7 @@ def train(
     total = int(min(total, budget.steps or math.inf))
     scheduler = build_scheduler(optimizer, total, config.warmup)
     model, optimizer = accelerator.prepare(model, optimizer)
-    setup = getattr(objective, "setup", None)
-    if callable(setup):  # after placement, so penalties see weights on their final device
-        setup(model)
+    objective.setup(model)  # after placement, so penalties see weights on their final device
     trained = [p for g in groups for p in g["params"]]
     stopper = EarlyStopping(config.patience) if val_data is not None else None
     result = TrainResult()
@@ -145,6 +144,8 @@ def train(
                 if stopper.update(epoch, accuracy, val_loss, model) and not result.stop_reason:
                     result.stop_reason = "early-stopping"
             result.history.append(record)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
             if result.steps >= total and not result.stop_reason:
                 result.stop_reason = "steps" if budget.steps == total else "epochs"
     if stopper is not None and stopper.restore(model):

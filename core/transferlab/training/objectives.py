@@ -1,4 +1,4 @@
-"""Objectives by name, from the ``register_objectives`` hook (cross-entropy by default)."""
+"""Objectives by setting, from the ``register_objectives`` hook (cross-entropy by default)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,22 @@ from typing import Any
 
 from transferlab.api import Objective
 from transferlab.errors import RegistrationError
-from transferlab.params import parse_assignments
+from transferlab.settings import Setting, parse_setting
+
+__all__ = ["build_objective"]
 
 
-def parse_objective_params(text: str | Mapping[str, Any]) -> dict[str, Any]:
-    """``"label_smoothing=0.1,other=2"`` (or a mapping) -> a dict of raw values."""
-    if isinstance(text, Mapping):
-        return dict(text)
-    return parse_assignments(p for p in text.split(",") if p.strip())
-
-
-def build_objective(name: str, params: str | Mapping[str, Any] = "",
+def build_objective(setting: str | Mapping[str, Any] | Setting,
                     registries: Any = None) -> Objective:
-    """Create the objective registered as ``name`` with ``params`` (validated)."""
+    """Create the objective a setting names (``cross-entropy[label_smoothing=0.1]``) from
+    ``registries`` (the run's: ``ctx.registries``; the process's plugins when None)."""
     if registries is None:
         from transferlab.plugins import get_registries
 
         registries = get_registries()
-    objective = registries.objectives.create(name, parse_objective_params(params))
+    parsed = parse_setting(setting, "objective")
+    objective = registries.objectives.create(parsed.name, parsed.params)
     if not isinstance(objective, Objective):
-        raise RegistrationError(f"objective {name!r} built a {type(objective).__name__}, not a"
-                                " transferlab.api.Objective; fix the plugin's factory")
+        raise RegistrationError(f"objective {parsed.name!r} built a {type(objective).__name__},"
+                                " not a transferlab.api.Objective; fix the plugin's factory")
     return objective

@@ -1,0 +1,72 @@
+"""Tiny synthetic stand-ins shared by several test files: a backbone whose features are its
+inputs (it records each encode call) and a two-class task of a few rows of numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transferlab.api import Backbone, Split, Task
+
+
+class FakeBackbone(Backbone):
+    """Features = inputs x ``scale``; records every encode call (its size and device)."""
+
+    modality = "image"
+
+    def __init__(self, name: str = "fake", fingerprint: str = "fp-a", scale: float = 1.0,
+                 sparse: bool = False) -> None:
+        self.name, self._fingerprint, self.scale, self.sparse = name, fingerprint, scale, sparse
+        self.calls: list[tuple[int, str]] = []
+
+    @property
+    def feature_dim(self) -> int:
+        return 3
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def preprocess(self, inputs):
+        return np.asarray(inputs, dtype=np.float32) * self.scale
+
+    def features(self, batch):
+        return batch
+
+    def encode(self, inputs, *, batch_size=None, progress=None, device="cpu"):
+        self.calls.append((len(inputs), device))
+        out = self.preprocess(inputs)
+        if progress is not None:
+            progress(len(inputs))
+        if self.sparse:
+            import scipy.sparse
+
+            return scipy.sparse.csr_matrix(out)
+        return out
+
+
+class TinyTask(Task):
+    """6 training and 4 test rows of 3 numbers; ``offset`` changes the data."""
+
+    modality = "image"
+
+    def __init__(self, name: str = "tiny", fingerprint: str = "tiny-v1", offset: float = 0.0,
+                 bad: float | None = None) -> None:
+        super().__init__(name)
+        self._fingerprint, self.offset, self.bad = fingerprint, offset, bad
+
+    @property
+    def label_names(self) -> list[str]:
+        return ["a", "b"]
+
+    def split_names(self) -> list[str]:
+        return ["train", "test"]
+
+    def _load_split(self, split: str) -> Split:
+        n = 6 if split == "train" else 4
+        rows = [[i + self.offset, 2.0 * i, 1.0] for i in range(n)]
+        if self.bad is not None:
+            rows[1][2] = rows[2][0] = self.bad
+        return Split(rows, [i % 2 for i in range(n)])
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
