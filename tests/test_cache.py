@@ -208,7 +208,6 @@ _WORKER = """
 import sys, numpy as np
 from transferlab.api import RunContext
 from transferlab.harness.features import FeatureStore
-from fakes import FakeBackbone, TinyTask
 from transferlab_baselines.raw import RawPixels
 from transferlab_tasks.digits import DigitsTask
 for _ in range(5):

@@ -101,7 +101,7 @@ def test_adapter_is_seeded_and_reports_early_stopping(digits):
 def test_adapter_respects_the_step_budget(digits):
     task, backbone = digits
     predictor, _ = _accuracy(Adapter(), task, backbone, budget=Budget(steps=3))
-    assert predictor.extra["steps"] == 3 and predictor.extra["stopped_by"] == "budget steps"
+    assert predictor.extra["steps"] == 3 and predictor.extra["stop_reason"] == "steps"
 
 
 def _mteb_reference(y, k, n_experiments, seed=42):
@@ -304,6 +304,7 @@ def test_mteb_protocol_fits_each_experiment_on_its_subsample():
     assert predictor.predict_split(task, "test", ctx).tolist() == experiments[0].tolist()
     assert predictor.predict(task.split("test").inputs, ctx).tolist() == (
         experiments[0].tolist())
+    assert predictor.backbone.calls[-1] == (30, "cpu")  # encoded on the context's device
 
 
 def test_mteb_protocol_seed_changes_the_subsamples_and_same_seed_repeats():

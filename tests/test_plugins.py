@@ -505,3 +505,20 @@ def test_rebuilding_registries_does_not_repeat_records_or_warnings(capsys):
     assert host.plugins["p"].registered == {"methods": ["m"]}
     assert host.plugins["q"].errors == ["failed in register_tasks: ValueError: bad"]
     assert capsys.readouterr().err.count("failed in register_tasks") == 1
+
+
+def test_plugin_registered_on_pluggy_directly_is_still_recorded(capsys):
+    """A plugin registered with ``host.pm.register`` (not through the host) gets a record with
+    an unknown module when its hooks run, and its failures are reported like any other."""
+    def register_commands(cli):
+        raise RuntimeError("nope")
+
+    host = PluginHost(only=[])
+    host.pm.register(_Plugin(register_methods=lambda register: register("m", object)), "direct")
+    host.pm.register(_Plugin(register_commands=register_commands), "cmds")
+    assert "m" in host.registries.methods
+    assert (host.plugins["direct"].module, host.plugins["direct"].registered) == (
+        "?", {"methods": ["m"]})
+    host.add_commands(None)
+    assert (host.plugins["cmds"].module, host.plugins["cmds"].errors) == (
+        "?", ["failed in register_commands: RuntimeError: nope"])

@@ -635,6 +635,8 @@ def test_batch_source_preprocesses_per_batch_when_it_cannot_cache():
     assert BatchSource(split, _stack, 4, cache_limit_mb=nbytes / 2**20)._cache is not None
     assert BatchSource(split, _stack, 4, cache_limit_mb=(nbytes - 1) / 2**20)._cache is None
     assert BatchSource(split, _stack, 10)._cache.shape == (6, 4)  # one batch holds them all
+    single = BatchSource(Split([np.zeros(4, np.float32)], [0]), _stack, 4)
+    assert single._cache.shape == (1, 4)  # sized from its one example
 
 
 def test_batch_source_refuses_an_empty_split():

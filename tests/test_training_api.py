@@ -172,3 +172,36 @@ def test_trained_backbone_forgets_its_cached_fingerprint(registries):
     registries.methods.create("finetune", FAST).fit(
         backbone, task, RunContext(seed=0, progress=False, registries=registries))
     assert backbone.fingerprint != before
+
+
+def test_a_predictor_without_parameter_counts_is_an_error_not_zero():
+    """Bug caught: a predictor that forgot trainable_params / total_params reported 0 / 0."""
+    from transferlab.api import Predictor, TransferMethod
+    from transferlab.harness.cell import Cell, run_cell
+    from transferlab.hookspecs import hookimpl
+
+    class Forgetful(Predictor):
+        def predict(self, inputs, ctx):
+            return np.zeros(len(inputs), dtype=int)
+
+    class Careless(TransferMethod):
+        name = "careless"
+
+        def fit(self, backbone, task, ctx):
+            return Forgetful()
+
+    class Plugin:
+        @hookimpl
+        def register_methods(self, register):
+            register(Careless)
+
+    host = PluginHost()
+    host.load_entry_points()
+    host.add_plugin(Plugin(), "careless")
+    result = run_cell(Cell("raw:pixels", "digits", "careless",
+                           backbone_params={"size": 8, "grayscale": True}),
+                      host.registries, progress=False)
+    assert result.status == "error"
+    assert result.error == ("predictor Forgetful does not report trainable_params and"
+                            " total_params; set both in the predictor (weights trained,"
+                            " weights used)")

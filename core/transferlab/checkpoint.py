@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from transferlab.errors import CheckpointError
 
+__all__ = ["METADATA_KEY", "load_checkpoint", "read_metadata", "save_checkpoint"]
+
 if TYPE_CHECKING:
     from torch import nn
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "CheckpointError", "DataError", "DuplicateNameError", "IncompatibleError", "ParamError",
+    "RegistrationError", "TransferlabError", "UnknownNameError",
+]
+
 
 class TransferlabError(Exception):
     """Base class for user-facing errors; the CLI prints ``str(error)`` as one line."""

@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+__all__ = [
+    "PROJECT", "hookimpl", "hookspec", "register_backbones", "register_commands",
+    "register_executors", "register_methods", "register_objectives", "register_tasks",
+]
+
 if TYPE_CHECKING:
     from pathlib import Path
 

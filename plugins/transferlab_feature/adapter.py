@@ -1,12 +1,15 @@
 """``adapter``: a small MLP g trained on frozen features, with early stopping.
 
-The validation split is the task's ``val`` split when it has one; otherwise ``val_fraction``
-of train is carved off (stratified when every class has two examples, seeded with the cell
-seed). Training stops after ``patience`` epochs without a better validation loss, or at the
-run budget (epochs, steps, seconds), and the best epoch's weights are kept. Training runs on one
-CPU thread: the head's matmuls are tiny and thread hand-offs dominated (1.0 s vs 15 s for 700
-steps on the 2-core machine under load). torch is imported inside the functions so that
-loading the plugin stays cheap.
+It shares the training loop's parts rather than keeping its own: the validation examples come
+from :func:`transferlab.training.data.carve_validation` (the task's ``val`` split, or a
+stratified, seeded carve of train, by index into the cached training features), early stopping
+and best-weight restoring from :class:`transferlab.training.stopping.EarlyStopping` (validation
+accuracy, ties broken by loss), and stop reasons use the loop's words (``epochs``, ``steps``,
+``seconds``, ``early-stopping``). What stays its own is the inner loop over feature rows: the
+shared loop batches raw inputs through a backbone, which here was already run once and cached.
+Training runs on one CPU thread: the head's matmuls are tiny and thread hand-offs dominated
+(1.0 s vs 15 s for 700 steps on the 2-core machine under load). torch is imported inside the
+functions so that loading the plugin stays cheap.
 """
 
 from __future__ import annotations
@@ -55,23 +58,20 @@ class TorchHead:
 
 def validation_split(
     task: Task, backbone: Backbone, ctx: RunContext, fraction: float
-) -> tuple[Any, np.ndarray, Any, np.ndarray, str]:
-    """(train x, train y, val x, val y, where val came from)."""
+) -> tuple[Any, np.ndarray, Any, np.ndarray | None, str]:
+    """(train x, train y, val x, val y, where val came from); val is None when the training
+    split is too small to spare one example per class."""
+    from transferlab.training.data import carve_validation
+
     x, y = labeled_features(backbone, task, "train", ctx)
-    if "val" in task.split_names():
+    data = carve_validation(task, fraction, ctx.seed)
+    if data.val_from == "val":
         xv, yv = labeled_features(backbone, task, "val", ctx)
         return x, y, xv, yv, "val split"
-    from sklearn.model_selection import train_test_split
-
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
-    n_val = max(1, round(fraction * len(y)))
-    if stratify is not None and n_val < len(np.unique(y)):
-        stratify = None  # too few validation rows for one per class
-    train_idx, val_idx = train_test_split(np.arange(len(y)), test_size=n_val,
-                                          stratify=stratify, random_state=ctx.seed % 2**32)
-    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
-    return x[train_idx], y[train_idx], x[val_idx], y[val_idx], f"{fraction:g} of train"
+    if data.val_indices is None:
+        return x, y, None, None, "none (train too small)"
+    return (x[data.train_indices], y[data.train_indices], x[data.val_indices],
+            y[data.val_indices], f"{fraction:g} of train")
 
 
 class Adapter(TransferMethod):
@@ -126,25 +126,27 @@ class Adapter(TransferMethod):
 
 
 def train_head(
-    head: TorchHead, x: Any, y: np.ndarray, xv: Any, yv: np.ndarray, hp: dict[str, Any],
-    ctx: RunContext,
+    head: TorchHead, x: Any, y: np.ndarray, xv: Any, yv: np.ndarray | None,
+    hp: dict[str, Any], ctx: RunContext,
 ) -> dict[str, Any]:
-    """Minibatch AdamW with early stopping on validation loss; restores the best weights."""
+    """Minibatch AdamW on feature rows, early stopping on validation (the loop's
+    :class:`EarlyStopping`, best weights restored)."""
     import torch
     from torch.nn import functional
+
+    from transferlab.training.stopping import EarlyStopping
 
     module = head.module
     optimizer = torch.optim.AdamW(module.parameters(), lr=hp["lr"],
                                   weight_decay=hp["weight_decay"])
     budget = ctx.budget
     max_epochs = min(hp["epochs"], budget.epochs or hp["epochs"])
-    yv_t = torch.from_numpy(np.asarray(yv, dtype=np.int64))
     dense = None if is_sparse(x) else torch.from_numpy(head.transform(x))
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    stopper = EarlyStopping(hp["patience"]) if yv is not None else None
+    yv_t = None if yv is None else torch.from_numpy(np.asarray(yv, dtype=np.int64))
     rng = ctx.rng(salt=1)
-    best = (float("inf"), -1)
-    best_state = {k: v.clone() for k, v in module.state_dict().items()}
-    steps, start, epoch, stopped = 0, time.perf_counter(), 0, "epochs"
+    steps, start, epoch, reason = 0, time.perf_counter(), 0, "epochs"
     for epoch in range(1, max_epochs + 1):
         module.train()
         order = rng.permutation(len(y))
@@ -157,20 +159,22 @@ def train_head(
             optimizer.step()
             steps += 1
             if budget.steps is not None and steps >= budget.steps:
-                stopped = "budget steps"
+                reason = "steps"
                 break
-        val_loss = float(functional.cross_entropy(head.logits(xv), yv_t))  # batched, eval mode
-        if val_loss < best[0]:
-            best = (val_loss, epoch)
-            best_state = {k: v.clone() for k, v in module.state_dict().items()}
-        if stopped != "epochs":
-            break
-        if epoch - best[1] >= hp["patience"]:
-            stopped = "early stopping"
+        if stopper is not None:
+            logits = head.logits(xv)  # batched, eval mode
+            accuracy = float((logits.argmax(dim=1) == yv_t).float().mean())
+            val_loss = float(functional.cross_entropy(logits, yv_t))
+            if stopper.update(epoch, accuracy, val_loss, module) and reason == "epochs":
+                reason = "early-stopping"
+        if reason != "epochs":
             break
         if budget.seconds is not None and time.perf_counter() - start >= budget.seconds:
-            stopped = "budget seconds"
+            reason = "seconds"
             break
-    module.load_state_dict(best_state)
-    return {"epochs": epoch, "best_epoch": best[1], "best_val_loss": best[0], "steps": steps,
-            "stopped_by": stopped}
+    best_epoch = epoch
+    if stopper is not None and stopper.restore(module):
+        best_epoch = stopper.best_epoch
+    return {"epochs": epoch, "best_epoch": best_epoch, "steps": steps, "stop_reason": reason,
+            "val_accuracy": None if stopper is None or stopper.best is None
+            else stopper.best[0]}

@@ -22,6 +22,8 @@ from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
 from transferlab.registry import RegisterCallback
 
+__all__ = ["LocalExecutor", "ProcessExecutor", "register_executors"]
+
 
 class LocalExecutor:
     """Run cells sequentially in-process."""

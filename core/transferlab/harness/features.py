@@ -34,6 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+__all__ = [
+    "CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "DiskFeatureCache", "FeatureStore",
+    "default_cache_dir", "feature_key",
+]
+
 if TYPE_CHECKING:
     from transferlab.api import Backbone, RunContext, Task
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+__all__ = ["FORMATS", "LeaderboardRow", "leaderboard", "to_csv", "to_json", "to_markdown"]
+
 
 @dataclass
 class LeaderboardRow:

@@ -20,6 +20,8 @@ from typing import Any
 from transferlab.errors import TransferlabError
 from transferlab.harness.cell import Cell, CellResult
 
+__all__ = ["MIGRATIONS", "SCHEMA", "ResultsStore"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

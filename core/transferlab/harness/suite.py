@@ -15,14 +15,16 @@ trains on the labeled source and the unlabeled target, scored on the target's te
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from transferlab.errors import DataError
 from transferlab.harness.cell import Cell, CellResult, validate_cell
 from transferlab.registry import Registries
+
+__all__ = ["Executor", "ResultSink", "RunOne", "Suite", "load_suite", "parse_suite", "run_suite"]
 
 
 @dataclass
@@ -91,8 +93,24 @@ def load_suite(path: str | Path) -> Suite:
 RunOne = Callable[[Cell], CellResult]
 
 
+class Executor(Protocol):
+    """What ``register_executors`` factories return: runs cells, yields their results (in
+    any order) as they finish; a crashing cell becomes an error result, never an exception."""
+
+    def run(self, cells: Sequence[Cell], run_one: RunOne) -> Iterator[CellResult]: ...
+
+
+class ResultSink(Protocol):
+    """Where a suite stores results and learns which cells are finished (the SQLite
+    :class:`~transferlab.harness.store.ResultsStore`, or anything with these two methods)."""
+
+    def finished(self, cell: Cell) -> bool: ...
+
+    def add(self, result: CellResult, suite: str | None = None) -> int: ...
+
+
 def run_suite(
-    suite: Suite, registries: Registries, store: Any, executor: Any, run_one: RunOne,
+    suite: Suite, registries: Registries, store: ResultSink, executor: Executor, run_one: RunOne,
     *, progress: bool = True,
 ) -> Iterator[tuple[CellResult | None, Cell]]:
     """Validate every cell up front, then run the unfinished ones, storing each result.

@@ -64,6 +64,74 @@ def set_train_mode(model: nn.Module) -> None:
                 module.eval()
 
 
+@dataclass
+class _Plan:
+    """How many micro-batches and optimizer steps one run takes (after sharding by rank)."""
+
+    per_rank: int
+    micro: int
+    total: int
+
+    @classmethod
+    def of(cls, n: int, batch_size: int, config: TrainConfig, budget: Any, ranks: int) -> _Plan:
+        per_rank = n // ranks if ranks > 1 else n
+        micro = count_batches(per_rank, batch_size, drop_singleton=True)
+        steps_per_epoch = max(1, -(-micro // config.accumulate))
+        total = steps_per_epoch * budget.epochs if budget.epochs else math.inf
+        return cls(per_rank, micro, int(min(total, budget.steps or math.inf)))
+
+
+@dataclass
+class _Step:
+    """What one optimizer step needs: the prepared optimizer, schedule and objective."""
+
+    accelerator: Any
+    optimizer: Any
+    scheduler: Any
+    objective: Objective
+    trained: list[nn.Parameter]
+    config: TrainConfig
+    budget: Any
+    plan: _Plan
+    start: float
+
+
+def _train_epoch(model: nn.Module, data: BatchSource, order: Any, step: _Step,
+                 result: TrainResult, update: Callable[[int], Any]) -> list[float]:
+    """One pass over ``order``; stops early (setting ``result.stop_reason``) when the step or
+    time budget runs out. Returns the micro-batch losses."""
+    config, accelerator = step.config, step.accelerator
+    losses: list[float] = []
+    for index, (inputs, labels) in enumerate(data.batches(order, drop_singleton=True)):
+        group_end = min(step.plan.micro, (index // config.accumulate + 1) * config.accumulate)
+        group_size = group_end - (index // config.accumulate) * config.accumulate
+        sync = index + 1 == group_end
+        inputs = to_device(inputs, accelerator.device)
+        labels = labels.to(accelerator.device)
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            outputs = model(inputs)
+            loss = step.objective(outputs, {"inputs": inputs, "labels": labels})
+            accelerator.backward(loss / group_size)
+        losses.append(float(loss.detach()))
+        result.examples += len(labels)
+        if not sync:
+            continue
+        if config.grad_clip > 0:
+            accelerator.clip_grad_norm_(step.trained, config.grad_clip)
+        step.optimizer.step()
+        step.optimizer.zero_grad(set_to_none=True)
+        step.scheduler.step()
+        result.steps += 1
+        update(1)
+        if result.steps >= (step.budget.steps or math.inf):
+            result.stop_reason = "steps"
+        elif step.budget.seconds and time.perf_counter() - step.start >= step.budget.seconds:
+            result.stop_reason = "seconds"
+        if result.stop_reason:
+            break
+    return losses
+
+
 def train(
     model: nn.Module, train_data: BatchSource, val_data: BatchSource | None,
     objective: Objective, groups: Sequence[dict[str, Any]], config: TrainConfig,
@@ -74,26 +142,24 @@ def train(
 
     ``groups`` are AdamW parameter groups with their own peak ``lr``/``weight_decay``;
     parameters outside them do not change. With ``val_data`` the best epoch by validation
-    accuracy (ties: lower loss) is restored at the end.
+    accuracy (ties: lower loss) is restored at the end. ``on_epoch_end(record)`` is called
+    after each epoch with its history record.
     """
     budget = check_budget(config.budget)
     accelerator = make_accelerator(ctx.device, config.mixed_precision)
     optimizer = build_optimizer(groups, config.betas)
     ranks, rank = accelerator.num_processes, accelerator.process_index
-    per_rank = len(train_data) // ranks if ranks > 1 else len(train_data)
-    micro = count_batches(per_rank, train_data.batch_size, drop_singleton=True)
-    steps_per_epoch = max(1, -(-micro // config.accumulate))
-    total = steps_per_epoch * budget.epochs if budget.epochs else math.inf
-    total = int(min(total, budget.steps or math.inf))
-    scheduler = build_scheduler(optimizer, total, config.warmup)
+    plan = _Plan.of(len(train_data), train_data.batch_size, config, budget, ranks)
+    scheduler = build_scheduler(optimizer, plan.total, config.warmup)
     model, optimizer = accelerator.prepare(model, optimizer)
     objective.setup(model)  # after placement, so penalties see weights on their final device
-    trained = [p for g in groups for p in g["params"]]
+    step = _Step(accelerator, optimizer, scheduler, objective,
+                 [p for g in groups for p in g["params"]], config, budget, plan,
+                 time.perf_counter())
     stopper = EarlyStopping(config.patience) if val_data is not None else None
     result = TrainResult()
-    start = time.perf_counter()
     epoch_limit = budget.epochs or math.inf
-    with ctx.progress_bar(total, desc) as update:
+    with ctx.progress_bar(plan.total, desc) as update:
         epoch = 0
         while not result.stop_reason:
             if epoch >= epoch_limit:
@@ -102,37 +168,9 @@ def train(
             set_train_mode(model)
             order = shuffled(len(train_data), ctx.seed, epoch)
             if ranks > 1:
-                order = order[: per_rank * ranks][rank::ranks]
-            losses: list[float] = []
+                order = order[: plan.per_rank * ranks][rank::ranks]
             tick = time.perf_counter()
-            batches = train_data.batches(order, drop_singleton=True)
-            for index, (inputs, labels) in enumerate(batches):
-                group_end = min(micro, (index // config.accumulate + 1) * config.accumulate)
-                group_size = group_end - (index // config.accumulate) * config.accumulate
-                sync = index + 1 == group_end
-                inputs = to_device(inputs, accelerator.device)
-                labels = labels.to(accelerator.device)
-                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-                    outputs = model(inputs)
-                    loss = objective(outputs, {"inputs": inputs, "labels": labels})
-                    accelerator.backward(loss / group_size)
-                losses.append(float(loss.detach()))
-                result.examples += len(labels)
-                if not sync:
-                    continue
-                if config.grad_clip > 0:
-                    accelerator.clip_grad_norm_(trained, config.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                result.steps += 1
-                update(1)
-                if result.steps >= (budget.steps or math.inf):
-                    result.stop_reason = "steps"
-                elif budget.seconds and time.perf_counter() - start >= budget.seconds:
-                    result.stop_reason = "seconds"
-                if result.stop_reason:
-                    break
+            losses = _train_epoch(model, train_data, order, step, result, update)
             result.train_seconds += time.perf_counter() - tick
             epoch += 1
             result.epochs = epoch
@@ -146,8 +184,8 @@ def train(
             result.history.append(record)
             if on_epoch_end is not None:
                 on_epoch_end(record)
-            if result.steps >= total and not result.stop_reason:
-                result.stop_reason = "steps" if budget.steps == total else "epochs"
+            if result.steps >= plan.total and not result.stop_reason:
+                result.stop_reason = "steps" if budget.steps == plan.total else "epochs"
     if stopper is not None and stopper.restore(model):
         result.best_epoch = stopper.best_epoch
         result.val_accuracy = stopper.best[0] if stopper.best else None
