@@ -1,5 +1,6 @@
 """Tiny synthetic stand-ins shared by several test files: a backbone whose features are its
-inputs (it records each encode call) and a two-class task of a few rows of numbers."""
+inputs (it records each encode call), a two-class task of a few rows of numbers, a small
+slice of digits, and a two-class image folder."""
 
 from __future__ import annotations
 
@@ -70,3 +71,32 @@ class TinyTask(Task):
 
     def fingerprint(self) -> str:
         return self._fingerprint
+
+
+def small_digits(n_train: int, n_test: int) -> Task:
+    """The first ``n_train`` training and ``n_test`` test digits (enough to learn from in a
+    few steps)."""
+    from transferlab_tasks.digits import DigitsTask
+
+    class SmallDigits(DigitsTask):
+        def _load_split(self, split: str) -> Split:
+            full = super()._load_split(split)
+            n = n_train if split == "train" else n_test
+            return Split(full.inputs[:n], full.labels[:n])
+
+    return SmallDigits()
+
+
+def image_folder(root, corrupt: bool = False) -> None:
+    """train/ and test/ folders of two classes (dark, light), three 4x4 PNGs each; with
+    ``corrupt`` one test image is not a PNG."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for label, grey in (("dark", 30), ("light", 220)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (4, 4), grey + 5 * i).save(folder / f"{i}.png")
+    if corrupt:
+        (root / "test" / "light" / "1.png").write_bytes(b"not a png")

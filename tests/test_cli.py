@@ -9,6 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
+from fakes import image_folder
 from transferlab import __version__
 from transferlab.cli import cli
 
@@ -130,23 +131,12 @@ def test_run_real_pretrained_efficientnet_on_digits(runner, tmp_path):
     assert json.loads(result.stdout)["metrics"]["accuracy"] > 0.85
 
 
-def _image_folder(root, corrupt: bool = False):
-    for split in ("train", "test"):
-        for label, grey in (("dark", 30), ("light", 220)):
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for i in range(3):
-                Image.new("L", (4, 4), grey + 5 * i).save(folder / f"{i}.png")
-    if corrupt:
-        (root / "test" / "light" / "1.png").write_bytes(b"not a png")
-
-
 def test_bench_reports_a_failed_cell_and_retries_it_on_the_next_run(runner, tmp_path):
     """A failed cell makes bench exit 1 naming it; the next run retries only that cell (a
     store that counted failures as finished would skip it and report nothing to do)."""
     good, bad = tmp_path / "good", tmp_path / "bad"
-    _image_folder(good)
-    _image_folder(bad, corrupt=True)
+    image_folder(good)
+    image_folder(bad, corrupt=True)
     suite = tmp_path / "files.toml"
     suite.write_text(
         f'tasks = ["imagefolder:{good}", "imagefolder:{bad}"]\n'

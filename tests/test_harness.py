@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakes import FakeBackbone, TinyTask
+from fakes import FakeBackbone, TinyTask, image_folder
 from transferlab.api import Budget, Predictor, TransferMethod
 from transferlab.errors import DataError, TransferlabError
 from transferlab.harness.cell import Cell, CellResult, run_cell, validate_cell
@@ -471,23 +471,12 @@ def test_suite_rerun_retries_failed_cells_and_skips_finished_ones(tmp_path, regi
     assert all(r["params"]["metric"] == "cosine" for r in rows)  # validated cells stored
 
 
-def _image_folder(root, corrupt: bool = False):
-    for split in ("train", "test"):
-        for label, grey in (("dark", 30), ("light", 220)):
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for i in range(3):
-                Image.new("L", (4, 4), grey + 5 * i).save(folder / f"{i}.png")
-    if corrupt:
-        (root / "test" / "light" / "1.png").write_bytes(b"not a png")
-
-
 def test_suite_rerun_retries_a_cell_that_failed_on_bad_data(tmp_path, registries):
     """End to end with real cells: a corrupt image fails one cell; once it is replaced, the
     re-run runs that cell only (the other is finished) and it succeeds."""
     good, bad = tmp_path / "good", tmp_path / "bad"
-    _image_folder(good)
-    _image_folder(bad, corrupt=True)
+    image_folder(good)
+    image_folder(bad, corrupt=True)
     suite = parse_suite({"name": "files", "tasks": [f"imagefolder:{good}", f"imagefolder:{bad}"],
                          "backbones": [{"name": "raw:pixels", "params": {"size": 4}}],
                          "methods": [{"name": "knn", "params": {"k": 1, "metric": "euclidean"}}]})

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from fakes import small_digits
 from transferlab.api import Objective, RunContext, Split, Task
 from transferlab.errors import CheckpointError, IncompatibleError, ParamError
 from transferlab.harness.cell import Cell, run_cell, validate_cell
 from transferlab.plugins import get_registries
 from transferlab_parameter.predictor import ParameterPredictor
-from transferlab_tasks.digits import DigitsTask
 from transferlab_timm.backbone import TimmBackbone
 
 TINY = "timm:test_efficientnet@random"
@@ -20,13 +20,8 @@ METHODS = ("finetune", "freeze", "bitfit", "lora", "l2sp", "llrd")
 FAST = {"max_steps": 12, "batch_size": 24, "val_fraction": 0.0}
 
 
-class SmallDigits(DigitsTask):
-    """The first 240 training and 120 test digits: enough to learn from in a few steps."""
-
-    def _load_split(self, split: str) -> Split:
-        full = super()._load_split(split)
-        n = 240 if split == "train" else 120
-        return Split(full.inputs[:n], full.labels[:n])
+def SmallDigits():
+    return small_digits(240, 120)
 
 
 def _tiny() -> TimmBackbone:

@@ -12,9 +12,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from transferlab.api import RunContext, Split
+from fakes import small_digits
+from transferlab.api import RunContext
 from transferlab.plugins import PluginHost
-from transferlab_tasks.digits import DigitsTask
 
 pytest.importorskip("torch")
 
@@ -23,13 +23,8 @@ TINY = "timm:test_efficientnet@random"
 FAST = {"max_steps": 8, "batch_size": 24, "val_fraction": 0.0}
 
 
-class SmallDigits(DigitsTask):
-    """The first 200 training and 100 test digits."""
-
-    def _load_split(self, split: str) -> Split:
-        full = super()._load_split(split)
-        n = 200 if split == "train" else 100
-        return Split(full.inputs[:n], full.labels[:n])
+def SmallDigits():
+    return small_digits(200, 100)
 
 
 def _load_plugin(path: Path) -> ModuleType:

@@ -145,9 +145,6 @@ class Preferences:
                     return claim
         return None
 
-    def describe(self, name: str) -> str | None:
-        return self.by_name.get(name)
-
 
 @dataclass(frozen=True)
 class Conflict:
