@@ -213,7 +213,13 @@ def report(modules: list[str], show_survivors: bool = True) -> bool:
     for s in scores:
         c = s.counts
         value = s.score
-        shown = "not run" if value is None else f"{value:.1%}"
+        checked = c["killed"] + c["timeout"] + c["survived"]
+        if value is not None:
+            shown = f"{value:.1%}"
+        elif checked:  # an interrupted run: the share so far, clearly marked
+            shown = f"partial: {(c['killed'] + c['timeout']) / checked:.1%} of {checked} checked"
+        else:
+            shown = "not run"
         ok = ok and value is not None and value >= THRESHOLD
         print(f"| {MODULES[s.module][0]} | {c['total']} | {c['killed']} | {c['timeout']} |"
               f" {c['equivalent']} | {c['survived']} | {shown} |")
