@@ -514,6 +514,7 @@ class Scripted(TransferMethod):
     def fit(self, backbone, task, ctx):
         Scripted.fitted_on.append(task.name)
         Scripted.seen = {"seed": ctx.seed, "device": ctx.device, "budget": ctx.budget,
+                         "registries": ctx.registries,
                          "progress": ctx.progress, "store": ctx.feature_store,
                          "random": np.random.random(), "prepared": list(backbone.prepared)}
         fail = self.hparams["fail"]
@@ -602,11 +603,12 @@ def test_run_cell_builds_the_context_from_the_cell(scripted_registries):
     assert (seen["seed"], seen["device"], seen["progress"], seen["store"]) == (
         5, "cpu", False, STORE)
     assert seen["budget"] == Budget() and seen["prepared"] == ["tiny"]
+    assert seen["registries"] is scripted_registries  # methods build objectives from them
     assert seen["random"] == np.random.RandomState(5).random_sample()  # seed_everything
     budget = Budget(steps=3)
-    run_cell(Cell("fake", "tiny", "scripted"), scripted_registries, progress=True,
-             device="cpu", budget=budget)
-    assert Scripted.seen["budget"] is budget and Scripted.seen["progress"] is True
+    run_cell(Cell("fake", "tiny", "scripted"), scripted_registries, device="cpu",
+             budget=budget)
+    assert Scripted.seen["budget"] is budget and Scripted.seen["progress"] is True  # default
 
 
 def test_cell_result_defaults_and_dict():
@@ -689,6 +691,17 @@ def test_adapting_method_gets_the_unlabeled_target(scripted_registries):
     assert result.status == "ok" and result.extra["adaptation"] == "adapted"
     assert Scripted.seen_target == ("UnlabeledTarget", [-1] * 6)
     assert Scripted.fitted_on[-1] == "tiny-source"
+
+
+def test_result_records_which_plugin_served_each_part(scripted_registries):
+    def served(name):
+        return {"name": name, "plugin": "scripted", "distribution": None, "version": None}
+
+    plain = _run_scripted(scripted_registries)
+    assert plain.environment["plugins"] == {
+        "backbone": served("fake"), "task": served("tiny"), "method": served("scripted")}
+    adapted = _run_scripted(scripted_registries, source_task="tiny-source")
+    assert adapted.environment["plugins"]["source_task"] == served("tiny-source")
 
 
 # --- metrics and leaderboards ----------------------------------------------------------------
