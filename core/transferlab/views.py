@@ -16,7 +16,6 @@ studies, seeded demos and continual-learning splits all build on this one module
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -157,7 +156,3 @@ def _take(inputs: Any, index: np.ndarray) -> Any:
         return inputs[index]
     return [inputs[int(i)] for i in index]
 
-
-def view_of(task: Task) -> Mapping[str, Any]:
-    """The view parameters of ``task`` ({} for a plain task)."""
-    return dict(task.view) if isinstance(task, TaskView) else {}

@@ -197,10 +197,3 @@ class GradientMethod(TransferMethod):
         predictor.extra["train_size"] = len(state.data.train)
         predictor.extra["val_size"] = 0 if state.data.val is None else len(state.data.val)
         return predictor
-
-    def load_predictor(self, path: Any, backbone: Backbone) -> ModelPredictor:
-        """Load a predictor this method saved (``predictor.save(path)``) around ``backbone``."""
-        from transferlab.training.predictor import ModelPredictor
-
-        return ModelPredictor.load(path, backbone, self.rebuild)
-
