@@ -4,8 +4,11 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.transferlab-installed
+SITE := build/site
+# silences mkdocs-material's banner about MkDocs 2 on every build (mkdocs is pinned below 2)
+DOCS_ENV := NO_MKDOCS_2_WARNING=1
 
-.PHONY: install demo test lint format clean mutation
+.PHONY: install demo test docs serve-docs lint format clean mutation
 
 install: $(STAMP)
 
@@ -20,7 +23,16 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet --site-dir $(SITE)
 	$(BIN)/python -m pytest
+
+# The documentation site (mkdocs.yml, docs/): built offline and strict into build/site; open
+# build/site/index.html, or `make serve-docs` for a live preview on http://127.0.0.1:8000.
+docs: install
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --site-dir $(SITE)
+
+serve-docs: install
+	$(DOCS_ENV) $(BIN)/mkdocs serve
 
 # Mutation testing of the core (slow; not part of `make test`). MODULE=params runs one module.
 mutation: install
@@ -34,4 +46,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) build/mutation demo.sqlite transferlab.sqlite .pytest_cache .ruff_cache
+	rm -rf $(VENV) build/mutation $(SITE) demo.sqlite transferlab.sqlite .pytest_cache .ruff_cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import tomllib
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -21,3 +23,45 @@ def test_every_builtin_plugin_is_in_the_docs():
     text = (DOCS / "concepts.md").read_text() + (DOCS / "dependencies.md").read_text()
     for plugin in sorted((DOCS.parent / "plugins").glob("transferlab_*")):
         assert plugin.name in text, f"{plugin.name} is not described in docs/"
+
+
+SUITE_BLOCK = re.compile(r'^```toml title="([^"]+)"\n(.*?)^```$', re.S | re.M)
+
+
+def test_suite_examples_in_the_docs_parse_and_validate():
+    """docs/suites.md documents the suite format with examples that must stay valid."""
+    from transferlab.harness.cell import validate_cell
+    from transferlab.harness.suite import parse_suite
+    from transferlab.plugins import PluginHost
+
+    host = PluginHost(only=["tasks", "timm", "feature", "baselines", "parameter",
+                            "objectives"], strict=True)
+    host.load_entry_points()
+    examples = SUITE_BLOCK.findall((DOCS / "suites.md").read_text())
+    assert len(examples) >= 2
+    for title, body in examples:
+        suite = parse_suite(tomllib.loads(body), default_name=Path(title).stem)
+        assert suite.cells, title
+        for cell in suite.cells:
+            validate_cell(cell, host.registries)
+    counts = {title: len(parse_suite(tomllib.loads(body)).cells) for title, body in examples}
+    assert counts["example.toml"] == 36  # the number the page states
+
+
+def test_the_shipped_suites_parse():
+    from transferlab.harness.suite import load_suite
+
+    for path in sorted((DOCS.parent / "benchmarks" / "suites").glob("*.toml")):
+        assert load_suite(path).cells, path
+
+
+def test_catalogue_lists_every_builtin_component():
+    """docs/gen_catalogue.py (an MkDocs hook) writes the catalogue page at build time."""
+    spec = importlib.util.spec_from_file_location("gen_catalogue", DOCS / "gen_catalogue.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = module.render()
+    for name in ("raw:pixels", "timm:*", "digits", "linear-probe", "finetune", "cross-entropy",
+                 "local", "process"):
+        assert f"### `{name}`" in page, name
+    assert "| `parameter` |" in page and "[`finetune`](#finetune)" in page

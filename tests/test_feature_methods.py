@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from fakes import FakeBackbone, TinyTask
-from transferlab.api import Budget, RunContext, Split
+from transferlab.api import Budget, RunContext, Split, TransferMethod
 from transferlab.errors import DataError, IncompatibleError
 from transferlab.harness.cell import Cell, run_cell
 from transferlab.harness.features import FeatureStore
@@ -78,14 +78,29 @@ def test_each_method_learns_digits(digits, method, floor):
     assert accuracy > floor
 
 
-def test_predict_agrees_with_predict_split(digits):
+def _feature_methods() -> dict[str, TransferMethod]:
+    """Every registered method of the feature family, with its defaults: new ones join these
+    tests without a hand-kept list (the conformance kit, tests/test_conformance.py, checks
+    the rest of their contract)."""
+    host = PluginHost()
+    host.load_entry_points()
+    return {entry.name: entry.create(entry.name) for entry in host.registries.methods
+            if entry.info.get("family") == "feature"}
+
+
+FEATURE_METHODS = _feature_methods()
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_METHODS))
+def test_predict_agrees_with_predict_split_on_read_only_cached_features(digits, name):
+    """Bug caught: a method that predicts differently from the shared on-disk cache (read-only
+    memory maps) than from freshly encoded inputs, e.g. one that edits features in place."""
     task, backbone = digits
-    for method in (Knn(), NearestClassMean(), Adapter(**FAST_ADAPTER)):
-        ctx = RunContext(progress=False, feature_store=FeatureStore(_CACHE))
-        predictor = method.fit(backbone, task, ctx)
-        assert isinstance(ctx.features(backbone, task, "train"), np.memmap)
-        direct = predictor.predict(task.split("test").inputs[:25], ctx)
-        assert np.array_equal(direct, predictor.predict_split(task, "test", ctx)[:25])
+    ctx = RunContext(progress=False, feature_store=FeatureStore(_CACHE), budget=Budget(steps=30))
+    predictor = FEATURE_METHODS[name].fit(backbone, task, ctx)
+    assert isinstance(ctx.features(backbone, task, "train"), np.memmap)
+    direct = predictor.predict(task.split("test").inputs[:25], ctx)
+    assert np.array_equal(direct, predictor.predict_split(task, "test", ctx)[:25])
 
 
 def test_adapter_is_seeded_and_reports_early_stopping(digits):
@@ -165,9 +180,11 @@ class NanPixels(RawPixels):
         return out
 
 
-@pytest.mark.parametrize("method", [Knn(), NearestClassMean(), Adapter(), Coral(),
-                                    LinearProbe(protocol="mteb")])
+@pytest.mark.parametrize("method", [*FEATURE_METHODS.values(), LinearProbe(protocol="mteb")],
+                         ids=[*FEATURE_METHODS, "linear-probe-mteb"])
 def test_nan_features_fail_clearly_for_every_method(digits, method):
+    """Bug caught: a feature method that trains on NaN features (a backbone that overflowed)
+    instead of failing with the backbone and split named."""
     task, _ = digits
     with pytest.raises(DataError, match="NaN/inf feature values"):
         _accuracy(method, task, NanPixels("raw:nan", **PIXELS))

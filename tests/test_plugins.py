@@ -522,3 +522,21 @@ def test_plugin_registered_on_pluggy_directly_is_still_recorded(capsys):
     host.add_commands(None)
     assert (host.plugins["cmds"].module, host.plugins["cmds"].errors) == (
         "?", ["failed in register_commands: RuntimeError: nope"])
+
+
+def test_use_host_pins_the_process_host_and_data_dirs_stay_on_it(tmp_path):
+    """Bug caught: a command run inside ``use_host`` (the ``transferlab_plugins`` fixture)
+    reaching the process-wide plugins, e.g. when ``--data-dir`` made ``get_host`` build a new
+    host from every entry point; and the pin outliving its block."""
+    from transferlab import plugins
+
+    host = PluginHost(only=[])
+    host.add_plugin(_Plugin(register_methods=lambda register: register("m", object)), "p")
+    outside = plugins.get_host()
+    with plugins.use_host(host):
+        assert plugins.get_host() is host and plugins.get_registries().methods.names() == ["m"]
+        host.registries  # noqa: B018
+        assert plugins.get_host(data_dirs=[tmp_path]) is host
+        assert host.data_dirs == [tmp_path] and host._registries is None
+        assert plugins.get_host(data_dirs=[tmp_path]).data_dirs == [tmp_path]
+    assert plugins.get_host() is outside

@@ -300,6 +300,11 @@ class TransferMethod(abc.ABC):
     Subclasses set ``name``, ``family``, ``params`` (declared hyper-parameters) and
     ``modalities``, and implement :meth:`fit`. Parameters are validated on construction, so a
     bad value fails before any work starts.
+
+    ``saves_predictor`` declares that the predictors :meth:`fit` returns have ``save(path)``
+    and a classmethod ``load(path, backbone)`` that restores identical predictions around a
+    freshly built backbone (the training API's :class:`~transferlab.training.ModelPredictor`
+    does); the conformance kit (:mod:`transferlab.testing`) then checks the round trip.
     """
 
     name: ClassVar[str]
@@ -309,6 +314,7 @@ class TransferMethod(abc.ABC):
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
     needs_module: ClassVar[bool] = False
     adapts_domains: ClassVar[bool] = False
+    saves_predictor: ClassVar[bool] = False
 
     def __init__(self, registered_name: str | None = None, /, **params: Any) -> None:
         self.hparams = resolve_params(self.params, params, owner=self.name)

@@ -14,10 +14,11 @@ naming both distributions. Environment:
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -30,7 +31,9 @@ from transferlab.errors import RegistrationError, TransferlabError
 from transferlab.params import Param
 from transferlab.registry import KINDS, Conflict, Entry, Preferences, Registries
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo", "get_host", "get_registries"]
+__all__ = [
+    "ENTRY_POINT_GROUP", "PluginHost", "PluginInfo", "get_host", "get_registries", "use_host",
+]
 
 ENTRY_POINT_GROUP = "transferlab"
 HOOK_NAMES = tuple(f"register_{kind}" for kind in KINDS)
@@ -231,15 +234,35 @@ class PluginHost:
 
 
 _HOST: PluginHost | None = None
+_PINNED: list[PluginHost] = []
+
+
+@contextlib.contextmanager
+def use_host(host: PluginHost) -> Iterator[PluginHost]:
+    """Make :func:`get_host` return ``host`` inside the block (blocks nest): how the
+    ``transferlab_plugins`` test fixture runs commands against its own plugins only. Data
+    folders a command passes (``--data-dir``) then re-register tasks on ``host``."""
+    _PINNED.append(host)
+    try:
+        yield host
+    finally:
+        _PINNED.remove(host)
 
 
 def get_host(*, data_dirs: Iterable[Path] = (), refresh: bool = False) -> PluginHost:
-    """The process-wide plugin host, loading entry points on first use."""
+    """The process-wide plugin host, loading entry points on first use (inside
+    :func:`use_host`, that block's host)."""
     global _HOST
     data_dirs = list(data_dirs)
     env_data = os.environ.get("TRANSFERLAB_DATA")
     if env_data:
         data_dirs += [Path(p) for p in env_data.split(os.pathsep) if p]
+    if _PINNED:
+        pinned = _PINNED[-1]
+        if data_dirs and data_dirs != pinned.data_dirs:
+            pinned.data_dirs = data_dirs
+            pinned._registries = None  # tasks of the new folders register on the next use
+        return pinned
     if _HOST is None or refresh or (data_dirs and data_dirs != _HOST.data_dirs):
         _HOST = PluginHost(data_dirs=data_dirs)
         _HOST.load_entry_points()

@@ -12,7 +12,7 @@ from torch import nn
 
 from transferlab.api import Backbone
 from transferlab.errors import IncompatibleError
-from transferlab_parameter.model import TransferModel
+from transferlab.training.model import TransferModel
 
 ADAPTABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 

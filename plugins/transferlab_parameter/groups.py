@@ -6,7 +6,7 @@ from torch import nn
 
 from transferlab.api import Backbone
 from transferlab.errors import IncompatibleError
-from transferlab_parameter.model import TransferModel
+from transferlab.training.model import TransferModel
 
 
 def feature_groups(backbone: Backbone, model: TransferModel, method: str

@@ -14,6 +14,8 @@ def register_methods(register: RegisterCallback) -> None:
     from transferlab_parameter.l2sp import L2SP
     from transferlab_parameter.llrd import LayerwiseDecay
     from transferlab_parameter.lora import LoRA
+    from transferlab_parameter.lpft import LinearProbeThenFinetune
 
-    for method in (Finetune, Freeze, BitFit, LoRA, L2SP, LayerwiseDecay):
+    for method in (Finetune, LinearProbeThenFinetune, Freeze, BitFit, LoRA, L2SP,
+                   LayerwiseDecay):
         register(method)  # name, summary, params and family are read from the class

@@ -32,9 +32,10 @@ def cli() -> None:
 
 
 def _add_builtin_commands() -> None:
-    from transferlab.cli import bench, cache, inspect, run
+    from transferlab.cli import bench, cache, check, inspect, new, run
 
-    for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *cache.COMMANDS):
+    for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *cache.COMMANDS,
+                    *check.COMMANDS, new.new):
         cli.add_command(command)
 
 

@@ -86,6 +86,7 @@ class GradientMethod(TransferMethod):
 
     family: ClassVar[str] = "parameter"
     needs_module: ClassVar[bool] = True
+    saves_predictor: ClassVar[bool] = True  # ModelPredictor.save / .load
     params: ClassVar[tuple[Param, ...]] = training_params()
 
     # -- what subclasses override -------------------------------------------------------
