@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -65,3 +66,19 @@ def test_catalogue_lists_every_builtin_component():
                  "local", "process"):
         assert f"### `{name}`" in page, name
     assert "| `parameter` |" in page and "[`finetune`](#finetune)" in page
+
+
+def test_the_plugin_in_one_file_of_writing_a_plugin_passes_the_kit(tmp_path, monkeypatch):
+    """Bug caught: the `majority` example set no parameter counts, so it failed the kit's
+    `parameter-counts` check and the harness refused its results; the page says it passes."""
+    from transferlab.testing import run_checks
+
+    page = (DOCS / "writing-a-plugin.md").read_text()
+    example = next(body for body in re.findall(r"^```python\n(.*?)^```$", page, re.S | re.M)
+                   if "class Majority(" in body)
+    path = tmp_path / "transferlab_majority.py"
+    path.write_text(example)
+    monkeypatch.delitem(sys.modules, "transferlab_majority", raising=False)
+    report = run_checks(str(path))
+    assert report.ok, report.render()
+    assert "method[majority]::parameter-counts" in {r.id for r in report.passed}

@@ -373,7 +373,8 @@ def test_parse_suite_expands_the_cross_product_in_order():
         ({"tasks": ["t"], "backbones": ["b"], "methods": []},
          "suite 's' needs a non-empty 'methods' list"),
         ({"tasks": ["t"], "backbones": ["b"], "methods": ["m"], "seeds": [0, "1"]},
-         "suite 's': seeds must be integers, got [0, '1']"),
+         "suite 's': seeds must be integers, got [0, '1'] ('1' is a string);"
+         " write seeds = [0, 1, 2]"),
         ({"tasks": ["t"], "backbones": [{"name": "b", "parms": {}}], "methods": ["m"]},
          "backbones: unknown key(s) ['parms']; use name and params"),
         ({"tasks": ["t"], "backbones": ["b"], "methods": [3]},
@@ -388,6 +389,48 @@ def test_parse_suite_errors_name_the_problem(data, message):
     with pytest.raises(DataError) as excinfo:
         parse_suite(data, "s")
     assert str(excinfo.value) == message
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("seeds = 3", "suite 'bad': seeds must be a list of integers, got 3 (an integer); write"
+         " seeds = [3] for seed 3, or seeds = [0, 1, 2] for 3 seeds"),
+        ('seeds = "0,1"', "suite 'bad': seeds must be a list of integers, got '0,1' (a string);"
+         " write seeds = [0, 1, 2]"),
+        ("seeds = [0, true]", "suite 'bad': seeds must be integers, got [0, True] (True is a"
+         " boolean); write seeds = [0, 1, 2]"),
+        ("name = 3", "suite 'bad': name must be a string, got 3 (an integer); quote it:"
+         ' name = "3"'),
+        ('tasks = "digits"', """suite 'bad': tasks must be a list, got 'digits' (a string);"""
+         """ put it in brackets: tasks = ["digits"]"""),
+        ('tasks = { name = "digits" }', "suite 'bad': tasks must be a list, got {'name':"
+         " 'digits'} (a table); put it in brackets: tasks = [{ name = ..., ... }]"),
+        ("methods = 3", """suite 'bad': methods must be a list, got 3 (an integer); write a"""
+         """ list of entries: methods = ["linear-probe", ...]"""),
+        ('methods = [{ name = "knn", params = 3 }]', "methods: params of 'knn' must be a table,"
+         " got 3 (an integer); write params = { key = value, ... }"),
+    ],
+)
+def test_suite_key_of_the_wrong_type_is_one_error_line_bug_seeds_int_raised_typeerror(
+        runner, tmp_path, line, message):
+    """Bug caught: `seeds = 3` in a suite file made `transferlab bench` die with a traceback
+    (TypeError: 'int' object is not iterable); every key of the wrong type is now one error
+    line naming the key, the type it must have and the fix, before any work."""
+    from transferlab.cli import cli
+
+    key = line.split(" =", 1)[0]
+    entries = {"tasks": 'tasks = ["digits"]', "backbones": 'backbones = ["raw:pixels"]',
+               "methods": 'methods = ["linear-probe"]'}
+    entries[key] = line
+    path = tmp_path / "bad.toml"
+    path.write_text("\n".join(entries.values()) + "\n")
+    db = tmp_path / "r.sqlite"
+    result = runner.invoke(cli, ["bench", str(path), "--db", str(db), "--no-progress"])
+    assert result.exit_code == 1
+    assert not isinstance(result.exception, TypeError | ValueError)
+    assert result.output == f"Error: {message}\n"
+    assert not db.exists()
 
 
 def test_malformed_suite_file_message(tmp_path):

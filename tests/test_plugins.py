@@ -540,3 +540,198 @@ def test_use_host_pins_the_process_host_and_data_dirs_stay_on_it(tmp_path):
         assert host.data_dirs == [tmp_path] and host._registries is None
         assert plugins.get_host(data_dirs=[tmp_path]).data_dirs == [tmp_path]
     assert plugins.get_host() is outside
+
+
+# --- register(Class): name, summary, params and family read from the class ----------------
+
+
+class _Registers:
+    """A plugin object whose ``register_methods`` makes the given ``register`` calls."""
+
+    def __init__(self, *calls) -> None:
+        self.calls = calls
+
+    @hookimpl
+    def register_methods(self, register) -> None:
+        for args, kwargs in self.calls:
+            register(*args, **kwargs)
+
+
+def _registered(*calls, strict=True):
+    host = PluginHost(strict=strict, only=[])
+    host.add_plugin(_Registers(*calls), "mine")
+    return host.registries.methods
+
+
+def _method_class(**attributes):
+    from transferlab.api import TransferMethod
+    from transferlab.params import Param
+
+    defaults = {"name": "mine", "summary": "from the class", "family": "feature",
+                "params": (Param("k", int, 3, "neighbours"),)}
+    return type("Mine", (TransferMethod,), {**defaults, **attributes})
+
+
+def test_register_class_reads_name_summary_params_and_family_from_the_class():
+    """Catches any of the four class attributes dropped or misspelled by ``register(Class)``
+    (e.g. the family lost, so ``transferlab list`` and the conformance kit cannot see it)."""
+    cls = _method_class()
+    entry = _registered(((cls,), {})).get("mine")
+    assert entry.factory is cls and entry.summary == "from the class"
+    assert [p.name for p in entry.params] == ["k"] and isinstance(entry.params, tuple)
+    assert entry.info["family"] == "feature"
+
+
+def test_register_class_lets_explicit_summary_and_family_win_and_defaults_the_rest():
+    """Catches the class's summary or family overriding what ``register`` was given, and a
+    class without summary, params or family getting anything but empty defaults."""
+    cls = _method_class()
+    entry = _registered(((cls,), {"summary": "given", "family": "mine-family"})).get("mine")
+    assert entry.summary == "given" and entry.info["family"] == "mine-family"
+    bare = type("Bare", (), {"name": "bare", "fit": lambda *a: None})
+    entry = _registered(((bare,), {})).get("bare")
+    assert entry.summary == "" and entry.params == () and "family" not in entry.info
+
+
+def test_register_class_ignores_a_family_that_is_not_a_string():
+    """Catches a non-string ``family`` attribute (e.g. a property object) stored as the
+    family."""
+    cls = _method_class(family=None)
+    assert "family" not in _registered(((cls,), {})).get("mine").info
+
+
+@pytest.mark.parametrize(("args", "kwargs", "message"), [
+    ("factory", {}, "register(Mine, ...): pass the class alone; its name, summary and params"
+                    " are read from it"),
+    ("noname", {}, "register(Mine): the class needs a `name` class attribute"),
+    ("emptyname", {}, "register(Mine): the class needs a `name` class attribute"),
+    ("numbername", {}, "register(Mine): the class needs a `name` class attribute"),
+    ("params", {}, "register(Mine): declare params on the class only, not again in"
+                   " register()"),
+])
+def test_register_class_misuse_fails_with_a_message_naming_the_fix(args, kwargs, message):
+    """Catches each misuse of ``register(Class)`` passing silently or with a garbled hint."""
+    from transferlab.params import Param
+
+    cls = _method_class()
+    call = {
+        "factory": ((cls, cls), {}),
+        "noname": ((_method_class(name=None),), {}),
+        "emptyname": ((_method_class(name=""),), {}),
+        "numbername": ((_method_class(name=5),), {}),
+        "params": ((cls,), {"params": (Param("x", int, 1, "x"),)}),
+    }[args]
+    with pytest.raises(TransferlabError) as caught:
+        _registered(call)
+    assert message in str(caught.value)
+
+
+# --- entry points without a distribution, filters, registration metadata, error chains ------
+
+
+def _plain_entry_points(**names):
+    from importlib import metadata
+
+    return [metadata.EntryPoint(name=n, value=v, group="transferlab") for n, v in names.items()]
+
+
+def test_entry_point_without_a_distribution_loads_with_no_distribution_recorded():
+    """Catches ``dist.metadata`` read when an entry point has no distribution (as entry
+    points built by hand, or by some installers, have): the plugin must still load."""
+    host = PluginHost(only=None)
+    host.load_entry_points(_plain_entry_points(mine="transferlab_objectives.plugin"))
+    info = host.plugins["mine"]
+    assert info.distribution is None and info.version is None and not info.errors
+    assert "cross-entropy" in host.registries.objectives
+
+
+def test_a_filtered_out_entry_point_does_not_stop_the_ones_after_it(monkeypatch):
+    """Catches the loader stopping at the first skipped entry point (``break`` for
+    ``continue``), and ``TRANSFERLAB_DISABLE`` read as one name instead of a comma list."""
+    eps = _plain_entry_points(aaa="transferlab_baselines.plugin",
+                              bbb="transferlab_feature.plugin",
+                              zzz="transferlab_objectives.plugin")
+    host = PluginHost(only=["zzz"])
+    host.load_entry_points(eps)
+    assert set(host.plugins) == {"zzz"}
+    monkeypatch.setenv("TRANSFERLAB_DISABLE", "aaa, bbb")
+    host = PluginHost(only=None)
+    host.load_entry_points(eps)
+    assert set(host.plugins) == {"zzz"}
+    monkeypatch.setenv("TRANSFERLAB_DISABLE", "")
+    host = PluginHost(only=None)
+    host.load_entry_points(eps)
+    assert set(host.plugins) == {"aaa", "bbb", "zzz"}
+
+
+def test_registration_metadata_is_recorded_on_the_entry(fake_dists):
+    """Catches the kind, the distribution's version, a factory's class params or an empty
+    summary lost between ``register`` and the registry entry."""
+    fake_dists.add("transferlab-majority", "majority", "tl_majority", GOOD)
+    host = _host()
+    entry = host.registries.methods.get("majority")
+    assert entry.kind == "methods" and entry.summary == "third-party method"
+    assert entry.distribution == "transferlab-majority" and entry.version == "1.0"
+    from transferlab.api import TransferMethod
+    from transferlab.params import Param
+
+    cls = type("Probe", (TransferMethod,), {"name": "p", "params": (Param("k", int, 3, "k"),)})
+    methods = _registered(((("by-name", cls)), {}), (("fn", lambda: None), {}))
+    assert [p.name for p in methods.get("by-name").params] == ["k"]
+    assert methods.get("fn").summary == "" and methods.get("fn").params == ()
+
+
+def test_register_without_a_factory_names_the_fix():
+    """Catches ``register("x")`` accepted (it would fail later, far from the plugin)."""
+    with pytest.raises(TransferlabError, match=r"register\('x'\) needs a factory or a class"):
+        _registered((("x",), {}))
+
+
+def test_strict_errors_chain_the_plugins_own_exception():
+    """Catches the original exception dropped from strict-mode errors (its traceback is how
+    an author finds the failing line)."""
+
+    class Failing:
+        @hookimpl
+        def register_methods(self, register):
+            raise ValueError("bad config")
+
+        @hookimpl
+        def register_commands(self, cli):
+            raise KeyError("no such group")
+
+    host = PluginHost(strict=True, only=[])
+    host.add_plugin(Failing(), "failing")
+    with pytest.raises(TransferlabError, match="failed in register_methods") as caught:
+        host.registries  # noqa: B018 - building the registries runs the hooks
+    assert isinstance(caught.value.__cause__, ValueError)
+    with pytest.raises(TransferlabError, match="failed in register_commands") as caught:
+        host.add_commands(cli)
+    assert isinstance(caught.value.__cause__, KeyError)
+
+    class BadSignature:
+        @hookimpl
+        def register_methods(self, register, not_an_argument):
+            pass
+
+    with pytest.raises(TransferlabError, match="is invalid") as caught:
+        PluginHost(strict=True, only=[]).add_plugin(BadSignature(), "bad")
+    assert caught.value.__cause__ is not None
+
+
+def test_strict_mode_refuses_an_unresolved_conflict_but_not_a_resolved_one():
+    """Catches strict mode raising on conflicts the built-in wins (every third-party
+    ``linear-probe`` would break strict runs) or staying silent on unresolved ones."""
+    from transferlab.api import TransferMethod
+
+    cls = type("Mine", (TransferMethod,), {"name": "shared"})
+    host = PluginHost(strict=True, only=[])
+    host.add_plugin(_Registers(((cls,), {})), "first")
+    host.add_plugin(_Registers(((cls,), {})), "second")
+    with pytest.raises(TransferlabError, match="shared"):
+        host.registries  # noqa: B018
+    builtin = PluginHost(strict=True)
+    builtin.load_entry_points(entry_points_named("feature"))
+    theirs = type("TheirProbe", (TransferMethod,), {"name": "linear-probe"})
+    builtin.add_plugin(_Registers(((theirs,), {})), "theirs")
+    assert builtin.registries.methods.get("linear-probe").plugin == "feature"

@@ -3,6 +3,7 @@ and task views (subsamples and class subsets) from ``-t``, suites and the Python
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import numpy as np
@@ -85,6 +86,63 @@ def test_objective_settings_are_validated_and_canonical(registries):
     plain = validate_cell(Cell("raw:pixels", "digits", "finetune"), registries)
     assert default.params["objective"] == plain.params["objective"] == "cross-entropy"
     assert default.key == plain.key  # a default spelled out is the same cell
+
+
+def test_toml_table_settings_are_canonical_bug_table_became_its_python_text(registries):
+    """Bug caught: `objective = { name = "cross-entropy", label_smoothing = 0.1 }` in a suite
+    was turned into its Python text by the string-typed Param before validation and failed
+    with "unknown objective"; the table is now the setting, stored in its canonical spelling
+    so the cell key does not depend on which spelling was used."""
+    import tomllib
+
+    from transferlab.harness.suite import parse_suite
+
+    suite = parse_suite(tomllib.loads("""
+        tasks = ["digits"]
+        backbones = ["raw:pixels"]
+        [[methods]]
+        name = "finetune"
+        params.objective = "cross-entropy[label_smoothing=0.1]"
+        [[methods]]
+        name = "finetune"
+        params.objective = { name = "cross-entropy", label_smoothing = 0.1 }
+        [[methods]]
+        name = "finetune"
+        params.objective = { name = "cross-entropy", label_smoothing = 0.0 }
+        [[methods]]
+        name = "finetune"
+        params.objective = { name = "weighted-sum", terms = ["cross-entropy:1", "l2:1"] }
+    """))
+    text, table, default, listed = (validate_cell(c, registries) for c in suite.cells)
+    assert table.params["objective"] == text.params["objective"] == (
+        "cross-entropy[label_smoothing=0.1]")
+    assert table.key == text.key  # one cell, whichever spelling
+    assert default.params["objective"] == "cross-entropy"  # a default spelled out is dropped
+    assert listed.params["objective"] == "weighted-sum[terms=cross-entropy:1+l2:1]"
+    method = registries.methods.create(
+        "finetune", {"objective": {"name": "cross-entropy", "label_smoothing": 0.1}})
+    assert method.hparams["objective"] == "cross-entropy[label_smoothing=0.1]"
+    assert Setting("kd", {"teacher": {"name": "timm:x", "img_size": 128}}).canonical() == (
+        "kd[teacher=timm:x[img_size=128]]")  # tables nest
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"objective": {"label_smoothing": 0.1}},
+     "finetune: parameter objective: a table setting needs a 'name' key"),
+    ({"objective": {"name": "nosuch"}}, "unknown objective 'nosuch'"),
+    ({"objective": {"name": "cross-entropy", "label_smoothing": 2}}, "must be <= 0.999"),
+])
+def test_bad_table_settings_fail_at_validation(registries, params, message):
+    with pytest.raises((ParamError, UnknownNameError), match=re.escape(message)):
+        validate_cell(Cell("raw:pixels", "digits", "finetune", params), registries)
+
+
+def test_a_table_for_a_parameter_that_is_not_a_setting_is_an_error(registries):
+    """str() of a table would otherwise pass silently as a string value."""
+    with pytest.raises(ParamError, match=re.escape(
+            "knn: parameter metric expects str, got the table {'name': 'cosine'}")):
+        validate_cell(Cell("raw:pixels", "digits", "knn", {"metric": {"name": "cosine"}}),
+                      registries)
 
 
 @pytest.mark.parametrize(("objective", "error", "message"), [

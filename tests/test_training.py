@@ -1025,3 +1025,50 @@ def test_cpu_runs_in_fp32_and_accelerator_state_can_change():
     assert resolve_precision("bf16", "cpu") == "no"
     assert make_accelerator("cpu", "auto").mixed_precision == "no"
     assert make_accelerator("cpu", "fp16").device.type == "cpu"
+
+
+# --- carve_validation: the indices and provenance methods with cached features rely on ------
+
+
+def test_carve_validation_with_the_tasks_own_val_split_reports_where_it_came_from():
+    """Catches the indices or the provenance word of the task's own ``val`` split dropped
+    (LP-FT reads ``train_indices`` to pick the cached feature rows it probes on)."""
+    from transferlab.training.data import carve_validation
+
+    data = carve_validation(Blobs(n=30, with_val=True), 0.5, seed=0)
+    np.testing.assert_array_equal(data.train_indices, np.arange(30))
+    np.testing.assert_array_equal(data.val_indices, np.arange(30))
+    assert data.val_from == "val" and len(data.train) == 30
+
+
+def test_carve_validation_without_validation_keeps_every_training_index():
+    """Catches ``train_indices`` dropped when no validation is carved (off, or too small)."""
+    from transferlab.training.data import carve_validation
+
+    for task, fraction in ((Indexed([0, 1] * 10), 0.0), (Indexed([0, 1, 2]), 0.5)):
+        data = carve_validation(task, fraction, seed=0)
+        assert data.val is None and data.val_indices is None and data.val_from is None
+        np.testing.assert_array_equal(data.train_indices, np.arange(len(task.labels)))
+        assert data.train.inputs == list(range(len(task.labels)))
+
+
+def test_carve_validation_carved_split_partitions_train_and_says_so():
+    """Catches carved indices or the provenance word ``train`` dropped, and indices that do
+    not match the examples actually moved to validation."""
+    from transferlab.training.data import carve_validation
+
+    data = carve_validation(Indexed([0, 1] * 20), 0.25, seed=1)
+    assert data.val_from == "train"
+    assert sorted([*data.train_indices, *data.val_indices]) == list(range(40))
+    assert data.val.inputs == list(data.val_indices)
+    assert data.train.inputs == list(data.train_indices)
+
+
+def test_a_singleton_class_counts_as_present_when_sizing_the_validation_split():
+    """Ten examples of three classes, one of them a singleton: two validation examples
+    cannot cover three classes, so no validation is carved. Catches a class with one
+    example not counted as present (the carve would then go ahead)."""
+    from transferlab.training.data import carve_validation
+
+    data = carve_validation(Indexed([0] * 5 + [1] * 4 + [2]), 0.2, seed=0)
+    assert data.val is None and len(data.train_indices) == 10

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transferlab.errors import ParamError
+from transferlab.settings import Setting, parse_setting
 
 __all__ = ["Param", "parse_assignments", "resolve_params"]
 
@@ -28,7 +29,10 @@ class Param:
     "strictly positive"). Float values must be finite; ``nullable`` accepts ``none``/``null``.
     ``refers_to`` names a component kind (``"objectives"``, ``"backbones"``): the value is then
     a setting, ``NAME[key=value,...]``, checked against that registry when the cell is
-    validated (:func:`transferlab.settings.validate_settings`).
+    validated (:func:`transferlab.settings.validate_settings`). Such a value may also be given
+    as a mapping with a ``name`` key (a TOML inline table, ``{ name = "cross-entropy",
+    label_smoothing = 0.1 }``) or a :class:`~transferlab.settings.Setting`; :meth:`coerce`
+    turns it into its canonical spelling, ``cross-entropy[label_smoothing=0.1]``.
     """
 
     name: str
@@ -51,6 +55,8 @@ class Param:
             if self.nullable:
                 return None
             raise ParamError(f"{owner}: parameter {self.name} may not be empty")
+        if isinstance(value, Mapping | Setting):
+            value = self._setting_text(value, owner)
         try:
             converted = self._convert(value)
         except (TypeError, ValueError):
@@ -72,6 +78,19 @@ class Param:
         if self.lt is not None and not converted < self.lt:
             raise ParamError(f"{owner}: parameter {self.name}={converted!r} must be < {self.lt}")
         return converted
+
+    def _setting_text(self, value: Mapping[str, Any] | Setting, owner: str) -> str:
+        """A table (or :class:`Setting`) given for a setting, as its canonical text; a table
+        given for any other parameter is an error (``str()`` of it would pass silently)."""
+        if self.refers_to is None:
+            given = (f"the table {dict(value)!r}" if isinstance(value, Mapping)
+                     else f"the setting {value.canonical()!r}")
+            raise ParamError(
+                f"{owner}: parameter {self.name} expects {self.type.__name__}, got {given};"
+                " only a parameter that names another component takes a setting"
+                f" (e.g. -p {self.name}={self.default!r})"
+            )
+        return parse_setting(value, f"{owner}: parameter {self.name}").canonical()
 
     def _convert(self, value: Any) -> Any:
         if self.type is bool:

@@ -9,8 +9,11 @@ One syntax everywhere (``-p``, ``-t``, suite files, commands)::
 Values stay strings until the owner's declared :class:`~transferlab.params.Param` coerces
 them; a value may itself be a setting (brackets nest). Lists inside a setting are written
 with ``+`` (``classes=0+1``, ``terms=cross-entropy:1+l2:0.5``). In TOML a setting may also
-be an inline table, ``{ name = "cross-entropy", label_smoothing = 0.1 }``.
-:meth:`Setting.canonical` is the one spelling cell keys hash: keys sorted, no spaces.
+be an inline table, ``{ name = "cross-entropy", label_smoothing = 0.1 }`` (tables nest, and a
+TOML array is a ``+`` list): the declared :class:`~transferlab.params.Param` turns it into its
+text, ``cross-entropy[label_smoothing=0.1]``, before validation. :meth:`Setting.canonical` is
+the one spelling cell keys hash: keys sorted, no spaces; :func:`validate_settings` also drops
+parameters equal to their defaults.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class Setting:
 def _canonical_value(value: Any) -> str:
     if isinstance(value, Setting):
         return value.canonical()
+    if isinstance(value, Mapping):  # a nested TOML inline table: a setting of its own
+        return parse_setting(value).canonical()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):

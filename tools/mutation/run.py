@@ -64,6 +64,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
 KILLED = {1, 3}  # pytest failed / internal error while the mutant was active
 TIMEOUT = {24, -24, 36, 152, 255}
 SKIPPED = {34}
+SURVIVED = {0, 33}  # no test failed / no test reaches the mutant
 
 # Tests are run without the real datasets and pretrained weights (the ``slow`` marker): they
 # take minutes per mutant and only ever reach the core through paths the fast tests cover.
@@ -130,9 +131,29 @@ def stage(module: str) -> Path:
     return tree
 
 
+def retest_survivors(tree: Path) -> int:
+    """Forget the stored verdict of every surviving (or untested) mutant, so this run tests
+    it again. mutmut keeps a verdict until the mutated *function* changes, but a survivor is
+    usually killed by changing the *tests*, which mutmut does not track. Returns how many."""
+    count = 0
+    for meta in (tree / "mutants").rglob("*.meta"):
+        data = json.loads(meta.read_text())
+        codes = data.get("exit_code_by_key", {})
+        stale = [name for name, code in codes.items() if code in SURVIVED]
+        for name in stale:
+            codes[name] = None
+        if stale:
+            meta.write_text(json.dumps(data, indent=4))
+            count += len(stale)
+    return count
+
+
 def run_mutmut(module: str, max_children: int | None) -> int:
     """Run mutmut over the mutants of ``module`` in its staging tree."""
     tree = stage(module)
+    retested = retest_survivors(tree)
+    if retested:
+        print(f"{module}: testing {retested} earlier survivors again against the current tests")
     env = dict(os.environ)
     # the real datasets stay out of reach: slow tests are deselected, data tests skip
     env["TRANSFERLAB_SHARED_DATA"] = str(STAGE / "no-shared-data")

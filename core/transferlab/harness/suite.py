@@ -14,6 +14,7 @@ trains on the labeled source and the unlabeled target, scored on the target's te
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,29 @@ class Suite:
     cells: list[Cell] = field(default_factory=list)
 
 
+def _toml_type(value: Any) -> str:
+    """What ``value`` is in TOML's words, for error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"  # dates and times
+
+
+def _wrong_type(suite: str, key: str, expected: str, value: Any, fix: str) -> DataError:
+    """The one-line error for a suite key whose value has the wrong type."""
+    return DataError(f"suite {suite!r}: {key} must be {expected}, got {value!r}"
+                     f" ({_toml_type(value)}); {fix}")
+
+
 def _named(item: Any, where: str) -> tuple[str, dict[str, Any]]:
     if isinstance(item, str):
         return item, {}
@@ -40,7 +64,12 @@ def _named(item: Any, where: str) -> tuple[str, dict[str, Any]]:
         unknown = set(item) - {"name", "params"}
         if unknown:
             raise DataError(f"{where}: unknown key(s) {sorted(unknown)}; use name and params")
-        return item["name"], dict(item.get("params", {}))
+        params = item.get("params", {})
+        if not isinstance(params, Mapping):
+            raise DataError(
+                f"{where}: params of {item['name']!r} must be a table, got {params!r}"
+                f" ({_toml_type(params)}); write params = {{ key = value, ... }}")
+        return item["name"], dict(params)
     raise DataError(f"{where}: expected a name or {{ name = ..., params = {{...}} }}, got {item!r}")
 
 
@@ -58,13 +87,40 @@ def _task(item: Any) -> tuple[str, str | None]:
 
 
 def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
-    """Expand a suite mapping into the full cross product of cells."""
+    """Expand a suite mapping into the full cross product of cells.
+
+    A key whose value has the wrong type fails with one :class:`DataError` line naming the
+    key, the type it must have and how to write it."""
+    examples = {"tasks": "digits", "backbones": "raw:pixels", "methods": "linear-probe"}
     for key in ("backbones", "tasks", "methods"):
-        if not data.get(key):
+        value = data.get(key)
+        if value is not None and not isinstance(value, list):
+            if isinstance(value, Mapping):  # one entry written without its list
+                fix = f"put it in brackets: {key} = [{{ name = ..., ... }}]"
+            elif isinstance(value, str):
+                fix = f"put it in brackets: {key} = [{json.dumps(value)}]"
+            else:
+                fix = f"write a list of entries: {key} = [{json.dumps(examples[key])}, ...]"
+            raise _wrong_type(default_name, key, "a list", value, fix)
+        if not value:
             raise DataError(f"suite {default_name!r} needs a non-empty {key!r} list")
+    name = data.get("name", default_name)
+    if not isinstance(name, str):
+        raise _wrong_type(default_name, "name", "a string", name,
+                          f'quote it: name = "{name}"')
     seeds = data.get("seeds", [0])
-    if not all(isinstance(s, int) for s in seeds):
-        raise DataError(f"suite {default_name!r}: seeds must be integers, got {seeds!r}")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        fix = f"write seeds = [{seeds}] for seed {seeds}"
+        if 2 <= seeds <= 10:
+            fix += f", or seeds = {list(range(seeds))} for {seeds} seeds"
+        raise _wrong_type(default_name, "seeds", "a list of integers", seeds, fix)
+    if not isinstance(seeds, list):
+        raise _wrong_type(default_name, "seeds", "a list of integers", seeds,
+                          "write seeds = [0, 1, 2]")
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]
+    if bad:
+        raise DataError(f"suite {default_name!r}: seeds must be integers, got {seeds!r}"
+                        f" ({bad[0]!r} is {_toml_type(bad[0])}); write seeds = [0, 1, 2]")
     backbones = [_named(b, "backbones") for b in data["backbones"]]
     methods = [_named(m, "methods") for m in data["methods"]]
     tasks = [_task(t) for t in data["tasks"]]
@@ -75,7 +131,7 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
         for m, mp in methods
         for s in seeds
     ]
-    return Suite(str(data.get("name", default_name)), cells)
+    return Suite(name, cells)
 
 
 def load_suite(path: str | Path) -> Suite:
