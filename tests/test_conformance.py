@@ -194,6 +194,36 @@ def test_determinism_and_parameter_checks_have_teeth():
         "method[swallows-params]::bad-params"]
 
 
+class NaiveFocal:
+    """Focal loss with gamma 0.5 computed as (1 - p) ** gamma: an infinite gradient wherever
+    p rounds to 1 (a confident, correct prediction), though finite on small logits."""
+
+    def __call__(self, outputs: Any, batch: Any) -> Any:
+        from torch.nn import functional as F
+
+        log_p = F.log_softmax(outputs, dim=-1).gather(1, batch["labels"][:, None]).squeeze(1)
+        return (-((1 - log_p.exp()) ** 0.5) * log_p).mean()
+
+
+def test_finite_gradients_check_uses_large_logits_too():
+    """Bug caught: `objective[...]::finite-gradients` ran only on small logits, so a loss
+    whose gradient is NaN on confident predictions (focal loss with gamma < 1, as the
+    `transferlab new --kind objective` template and the objective tutorial wrote it) passed,
+    then made fine-tuning diverge."""
+    from transferlab.api import Objective
+
+    class Focal(NaiveFocal, Objective):
+        pass
+
+    plugin = _module("naive_focal", register_objectives=lambda register: register(
+        "naive-focal", lambda name: Focal()))
+    report = run_checks(plugin, kinds=("objective",))
+    assert [r.id for r in report.failed] == ["objective[naive-focal]::finite-gradients"], (
+        report.render())
+    assert "with large logits; fix: compute in a numerically stable way" in (
+        report.failed[0].message)
+
+
 # --- checks follow declarations --------------------------------------------------------------
 
 

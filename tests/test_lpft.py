@@ -83,10 +83,10 @@ def test_lpft_without_its_probe_predicts_exactly_as_finetune(registries):
 
 
 def test_lpft_head_after_the_probe_stage_is_the_probe_fitted_on_the_training_rows(registries):
-    """The head after the probe stage must predict as a standardised logistic regression
-    fitted on the cached features of exactly the training rows (the carved validation rows
-    left out). Catches a probe fitted on the validation rows too, on the wrong features, or a
-    head the probe never reaches."""
+    """The head after the probe stage must predict as a logistic regression (unstandardised,
+    the default) fitted on the cached features of exactly the training rows (the carved
+    validation rows left out). Catches a probe fitted on the validation rows too, on the
+    wrong features, or a head the probe never reaches."""
     import torch
 
     from transferlab.training import Callback
@@ -184,12 +184,32 @@ def test_lpft_beats_finetune_with_a_fresh_head_on_a_short_budget(registries):
     assert scores["lp-ft"] > 0.85 and scores["lp-ft"] > scores["finetune"] + 0.3, scores
 
 
-def test_lpft_refuses_a_sparse_backbone(registries):
-    """Catches a crash deep inside numpy when the features are a scipy sparse matrix."""
+def test_lpft_declares_its_probe_and_rejects_a_bad_probe_C(registries):
     from transferlab.errors import TransferlabError
 
     method = registries.methods.create("lp-ft", FAST)
     assert method.hparams["probe"] is True and method.family == "parameter"
     assert "probe" in registries.methods.get("lp-ft").summary
-    with pytest.raises(TransferlabError):
+    with pytest.raises(TransferlabError, match="probe_C"):
         registries.methods.create("lp-ft", {"probe_C": 0})
+
+
+def test_lpft_refuses_sparse_features(registries):
+    """Catches a crash deep inside numpy when the features are a scipy sparse matrix. (The
+    test of this name used to check only `probe_C=0` and never gave lp-ft sparse features.)"""
+    from scipy import sparse
+
+    from transferlab.api import extract_features
+    from transferlab.errors import TransferlabError
+
+    class SparseSource:
+        def get(self, backbone, task, split, ctx):
+            return sparse.csr_matrix(extract_features(backbone, task, split, ctx))
+
+    task = small_digits(60, 30)
+    backbone = registries.backbones.create(TINY, {"img_size": 32})
+    ctx = RunContext(seed=0, progress=False, registries=registries,
+                     feature_store=SparseSource())
+    method = registries.methods.create("lp-ft", FAST)
+    with pytest.raises(TransferlabError, match="gives sparse features"):
+        method.fit(backbone, task, ctx)

@@ -231,6 +231,24 @@ def test_objective_example_trains_the_backbone_example_with_finetune(tmp_path, m
     assert result.trainable_params == result.total_params == 8 * 8 * 16 + 16 + 16 * 10 + 10
 
 
+def test_objective_example_has_finite_gradients_on_confident_predictions(tmp_path,
+                                                                         monkeypatch):
+    """Bug caught: the focal-loss template computed (1 - p) ** gamma unclamped, so with
+    gamma < 1 (allowed: min 0) its gradient was NaN wherever p rounds to 1, and fine-tuning
+    diverged as soon as an example was learned."""
+    pytest.importorskip("torch")
+    import torch
+
+    registries = _registries_with(monkeypatch, _render(tmp_path, "objective"))
+    labels = torch.tensor([0, 1, 2])
+    for gamma in (0.0, 0.5, 2.0):
+        logits = (torch.eye(3) * 100.0).requires_grad_()
+        loss = registries.objectives.create("my-objective", {"gamma": gamma})(
+            logits, {"inputs": None, "labels": labels})
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(logits.grad).all(), gamma
+
+
 KIT_CHECKS = {  # one check per kind that only a working example passes
     "method": "method[my-method]::fit-predict[image]",
     "backbone": "backbone[my-backbone]::fingerprint-tracks-weights",
@@ -343,6 +361,20 @@ def test_a_name_a_builtin_registers_is_refused(runner, tmp_path, name, kind):
     result = runner.invoke(cli, ["new", name, "--kind", kind, "--dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "already registered (a built-in" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("name", "kind"), [("text", "task"), ("timm", "backbone"),
+                                            ("parameter", "method")])
+def test_a_name_a_builtin_plugin_uses_as_entry_point_is_refused(runner, tmp_path, name, kind):
+    """Bug caught: `transferlab new text --kind task` wrote a package whose entry point
+    `text` is already the built-in text plugin's, so pluggy refused whichever of the two
+    loaded second ("Plugin name already registered"), possibly the built-in one."""
+    result = runner.invoke(cli, ["new", name, "--kind", kind, "--dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert f"plugin name {name!r} is already an installed plugin's entry point" in result.output
+    assert "pick another name" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

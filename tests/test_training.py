@@ -1072,3 +1072,20 @@ def test_a_singleton_class_counts_as_present_when_sizing_the_validation_split():
 
     data = carve_validation(Indexed([0] * 5 + [1] * 4 + [2]), 0.2, seed=0)
     assert data.val is None and len(data.train_indices) == 10
+
+
+def test_the_objective_setting_is_checked_against_the_objectives_registry():
+    """Catches the ``objective`` parameter not declared as naming an objective (its
+    ``refers_to``): a misspelt objective would then pass validation and fail mid-fit, and two
+    spellings of one objective would make two cell keys."""
+    from transferlab.errors import TransferlabError
+    from transferlab.settings import validate_settings
+    from transferlab.training.config import training_params
+
+    declared = training_params()
+    registries = get_registries()
+    spelled = validate_settings(declared, {"objective": "cross-entropy[label_smoothing=0.0]"},
+                                registries, "finetune")
+    assert spelled["objective"] == "cross-entropy"
+    with pytest.raises(TransferlabError, match="crossentropy"):
+        validate_settings(declared, {"objective": "crossentropy"}, registries, "finetune")

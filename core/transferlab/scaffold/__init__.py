@@ -185,7 +185,21 @@ def render_plugin(names: PluginNames) -> dict[str, str]:
 
 
 def _check_free(names: PluginNames, registries: Any) -> None:
-    """A name a built-in already registers would lose the conflict: refuse it up front."""
+    """A name a built-in already registers would lose the conflict: refuse it up front. So
+    would an entry-point name an installed plugin already has (``text``, ``timm``, ...): the
+    plugin manager refuses the second plugin of one name, whichever loads second."""
+    from importlib import metadata
+
+    from transferlab.plugins import ENTRY_POINT_GROUP
+
+    taken = next((ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
+                  if ep.name == names.entry_point), None)
+    if taken is not None:
+        dist = getattr(taken, "dist", None)
+        owner = f"distribution {dist.metadata['Name']}" if dist is not None else taken.value
+        raise ScaffoldError(f"plugin name {names.entry_point!r} is already an installed"
+                            f" plugin's entry point ({owner}); two plugins of one name cannot"
+                            " both load, pick another name")
     registry = registries.of(names.registry)
     if names.name in registry:
         entry = registry.get(names.name)

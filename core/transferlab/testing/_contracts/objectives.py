@@ -22,7 +22,8 @@ class ObjectiveChecks(SuiteBase):
             self._check("objective", label, "finite-loss", "a scalar, finite loss on a tiny"
                         " batch, also with large logits", lambda: self.check_finite_loss(c)),
             self._check("objective", label, "finite-gradients", "backward gives finite"
-                        " gradients to the model", lambda: self.check_finite_gradients(c)),
+                        " gradients to the model, also with large logits",
+                        lambda: self.check_finite_gradients(c)),
             self._check("objective", label, "bad-params", "bad parameter values fail"
                         " validation before anything is built", lambda: self.check_bad_params(c)),
         ]
@@ -68,7 +69,11 @@ class ObjectiveChecks(SuiteBase):
                     "compute in a numerically stable way (log-softmax, not log(softmax))")
 
     def check_finite_gradients(self, c: Component) -> None:
-        loss, model = self._loss(c)
+        for scale in (1.0, 100.0):  # large logits: confident predictions, p_y == 1 exactly
+            self._check_gradients(c, scale)
+
+    def _check_gradients(self, c: Component, scale: float) -> None:
+        loss, model = self._loss(c, scale)
         if not loss.requires_grad:
             raise ConformanceError(f"the loss of {c.label!r} has no gradient",
                                    "compute it with torch operations on the outputs or the"
@@ -81,4 +86,6 @@ class ObjectiveChecks(SuiteBase):
         bad = [n for n, g in grads if not bool(g.isfinite().all())]
         if bad:
             raise ConformanceError(f"objective {c.label!r} gives non-finite gradients to"
-                                   f" {', '.join(bad)}", "compute in a numerically stable way")
+                                   f" {', '.join(bad)}{' with large logits' if scale > 1 else ''}",
+                                   "compute in a numerically stable way (no x ** p with p < 1"
+                                   " or log(x) at x = 0; clamp such x away from 0)")
