@@ -358,6 +358,21 @@ def test_a_plugin_that_fails_to_import_fails_its_loads_check(tmp_path):
     assert "RuntimeError: no GPU found; fix: make the module importable" in report.failed[0].message
 
 
+def test_a_plugin_file_named_after_a_loaded_module_is_refused(tmp_path):
+    """Bug caught: checking ``random.py`` replaced the standard library's ``random`` in
+    ``sys.modules`` for the rest of the process (seeding then imported the plugin)."""
+    import random
+    import sys
+
+    from transferlab.errors import TransferlabError
+
+    path = tmp_path / "random.py"
+    path.write_text("X = 1\n")
+    with pytest.raises(TransferlabError, match="'random' is already taken.*rename the file"):
+        run_checks(str(path))
+    assert sys.modules["random"] is random
+
+
 # --- transferlab check ----------------------------------------------------------------------
 
 

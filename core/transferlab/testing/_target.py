@@ -155,6 +155,11 @@ def _distribution_entry_points(name: str) -> list[metadata.EntryPoint] | None:
 
 def _file_target(host: PluginHost, path: Path) -> Target:
     name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(path):
+        raise TransferlabError(
+            f"{path}: its module name {name!r} is already taken by another module"
+            f" ({getattr(loaded, '__file__', None) or 'built in'}); rename the file")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise TransferlabError(f"cannot import {path} as a Python module")
