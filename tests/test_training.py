@@ -1089,3 +1089,17 @@ def test_the_objective_setting_is_checked_against_the_objectives_registry():
     assert spelled["objective"] == "cross-entropy"
     with pytest.raises(TransferlabError, match="crossentropy"):
         validate_settings(declared, {"objective": "crossentropy"}, registries, "finetune")
+
+
+def test_batch_source_hands_out_int64_labels_whatever_the_split_stores():
+    """Catches labels kept in the split's own dtype (int32 from some loaders, uint8 from
+    image folders): cross-entropy refuses anything but int64 class indices."""
+    import torch
+
+    from transferlab.training.data import BatchSource
+
+    split = Split([np.zeros(4, np.float32)] * 5, np.array([0, 1, 2, 0, 1], dtype=np.int32))
+    source = BatchSource(split, lambda xs: torch.as_tensor(np.stack(xs)), batch_size=2)
+    labels = [y for _, y in source.batches()]
+    assert all(y.dtype == torch.int64 for y in labels)
+    assert torch.cat(labels).tolist() == [0, 1, 2, 0, 1]
