@@ -35,6 +35,9 @@ INTRO = {
     "objectives": "Losses for the shared training loop, chosen with"
     " `-p 'objective=NAME[key=value]'` on any gradient method.",
     "executors": "How `transferlab bench --executor NAME` runs a suite's cells.",
+    "scores": "Transferability scores that `transferlab rank` computes on a task's training"
+    " features to predict, before training, which backbone transfers best (see"
+    " [Transferability scores](scores.md)).",
 }
 
 
@@ -85,7 +88,7 @@ def render() -> str:
         " installed, third-party plugins included.",
         "",
     ]
-    for kind in ("backbones", "tasks", "methods", "objectives", "executors"):
+    for kind in ("backbones", "tasks", "methods", "objectives", "executors", "scores"):
         assert kind in KINDS
         entries = [e for e in registries.of(kind) if e.distribution == BUILTIN_DISTRIBUTION]
         parts += [f"## {kind.capitalize()}", "", INTRO[kind], ""]

@@ -368,7 +368,7 @@ def test_a_plugin_file_named_after_a_loaded_module_is_refused(tmp_path):
 
     path = tmp_path / "random.py"
     path.write_text("X = 1\n")
-    with pytest.raises(TransferlabError, match="'random' is already taken.*rename the file"):
+    with pytest.raises(TransferlabError, match=r"'random' is already taken.*rename the file"):
         run_checks(str(path))
     assert sys.modules["random"] is random
 

@@ -20,7 +20,8 @@ HOOKS = sorted(
 
 def test_hooks_exist():
     assert HOOKS == ["register_backbones", "register_commands", "register_executors",
-                     "register_methods", "register_objectives", "register_tasks"]
+                     "register_methods", "register_objectives", "register_scores",
+                     "register_tasks"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -248,13 +248,14 @@ def test_registries_of_a_kind():
     """Catches a bad kind answered with some registry (or an AttributeError) instead of a
     message listing the kinds."""
     registries = Registries()
-    for kind in ("backbones", "tasks", "methods", "objectives", "executors"):
+    for kind in ("backbones", "tasks", "methods", "objectives", "executors", "scores"):
         assert registries.of(kind) is getattr(registries, kind)
         assert registries.of(kind).kind == kind
     with pytest.raises(UnknownNameError) as excinfo:
         registries.of("bogus")
     assert str(excinfo.value) == (
-        "unknown kind 'bogus'; choose one of backbones, tasks, methods, objectives, executors")
+        "unknown kind 'bogus'; choose one of backbones, tasks, methods, objectives, executors,"
+        " scores")
     with pytest.raises(UnknownNameError):
         registries.of("__init__")
 

@@ -1,5 +1,5 @@
 """The contracts between the core and plugins: Backbone, Task, TransferMethod, Predictor,
-Objective and RunContext.
+Objective, TransferabilityScore and RunContext.
 
 They are small abstract classes rather than bare protocols so that shared behaviour (feature
 extraction in batches, parameter counting, hyper-parameter validation) lives in one place.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAMILIES", "MODALITIES", "Backbone", "Budget", "FeatureSource", "Objective", "Predictor",
-    "RunContext", "Split", "Task", "TransferMethod", "extract_features",
+    "RunContext", "Split", "Task", "TransferMethod", "TransferabilityScore", "extract_features",
 ]
 
 MODALITIES = ("image", "text")
@@ -365,6 +365,95 @@ class Objective(abc.ABC):
     def setup(self, model: torch.nn.Module) -> None:  # noqa: B027 - optional hook
         """Called once by the training loop before the first step, with the model on its
         device: how a weight penalty finds the weights it penalises. Default: nothing."""
+
+
+# --- transferability scores -----------------------------------------------------------------
+
+
+class TransferabilityScore(abc.ABC):
+    """A score that predicts, before any training, how well frozen features will transfer
+    to a task's labels: higher means predicted to transfer better.
+
+    Subclasses set ``name``, ``summary``, ``params`` (declared parameters, validated on
+    construction) and ``needs_source_probabilities`` (True when the score reads the
+    backbone's own source-label probabilities, as LEEP and NCE do), and implement
+    :meth:`compute`. Callers use :meth:`score`, which checks the inputs once for every score
+    (finite features, one label per row, at least two classes, source probabilities present
+    when needed) and fails with one line naming the fix.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+    needs_source_probabilities: ClassVar[bool] = False
+
+    def __init__(self, registered_name: str | None = None, /, **params: Any) -> None:
+        self.hparams = resolve_params(self.params, params, owner=self.name)
+
+    def score(
+        self, features: Any, labels: Any, source_probabilities: Any = None
+    ) -> float:
+        """The score of ``features`` (``[N, D]``) for integer ``labels`` (``[N]``);
+        ``source_probabilities`` (``[N, C_source]``, rows summing to 1) when the score needs
+        them. Raises :class:`DataError` or :class:`IncompatibleError` on bad input."""
+        feats, labs, probs = _check_score_inputs(
+            self.name, features, labels, source_probabilities, self.needs_source_probabilities)
+        value = float(self.compute(feats, labs, probs))
+        if not np.isfinite(value):
+            raise DataError(f"score {self.name!r} came out {value} on these features; check"
+                            " for constant or duplicated features (or report the bug)")
+        return value
+
+    @abc.abstractmethod
+    def compute(
+        self, features: np.ndarray, labels: np.ndarray, source_probabilities: np.ndarray | None
+    ) -> float:
+        """The score on checked inputs: float64 ``features`` ``[N, D]``, int64 ``labels``
+        ``[N]`` with at least two classes, and float64 ``source_probabilities``
+        ``[N, C_source]`` (None unless :attr:`needs_source_probabilities`)."""
+
+
+def _check_score_inputs(
+    name: str, features: Any, labels: Any, probs: Any, needs_probs: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated float64 features, int64 labels and (when needed) float64 probabilities."""
+    if hasattr(features, "tocsr"):
+        raise DataError(f"score {name!r} needs dense features, got a sparse matrix; pass"
+                        " features.toarray() (or reduce its width first)")
+    feats = np.asarray(features, dtype=np.float64)
+    labs = np.asarray(labels)
+    if feats.ndim != 2:
+        raise DataError(f"score {name!r} needs features of shape [N, D], got shape"
+                        f" {feats.shape}; reshape them to one row per example")
+    if labs.ndim != 1 or len(labs) != len(feats):
+        raise DataError(f"score {name!r}: {len(feats)} feature rows but labels of shape"
+                        f" {labs.shape}; pass exactly one integer label per feature row")
+    if not np.isfinite(feats).all():
+        bad = int((~np.isfinite(feats)).sum())
+        raise DataError(f"score {name!r}: the features hold {bad} NaN/inf values; remove"
+                        " those rows or fix the backbone that produced them")
+    if not np.issubdtype(labs.dtype, np.integer) or (len(labs) and labs.min() < 0):
+        raise DataError(f"score {name!r} needs non-negative integer class labels, got"
+                        f" {labs.dtype}; encode the classes as 0..C-1")
+    if len(np.unique(labs)) < 2:
+        raise DataError(f"score {name!r} needs at least two classes, the labels hold"
+                        f" {len(np.unique(labs))}; score on a split with several classes")
+    labs = labs.astype(np.int64)
+    if not needs_probs:
+        return feats, labs, None
+    if probs is None:
+        raise IncompatibleError(f"score {name!r} needs the backbone's source-label"
+                                " probabilities; pass source_probabilities (a backbone with a"
+                                " source_head provides them) or use a score such as logme")
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or len(p) != len(labs):
+        raise DataError(f"score {name!r}: source probabilities of shape {p.shape} for"
+                        f" {len(labs)} labels; pass one row of class probabilities per example")
+    if not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0,
+                                                                    atol=1e-4):
+        raise DataError(f"score {name!r}: source probabilities must be finite, non-negative"
+                        " and sum to 1 per row; apply a softmax to the logits first")
+    return feats, labs, p
 
 
 # --- run context ---------------------------------------------------------------------------

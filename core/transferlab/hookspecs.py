@@ -14,7 +14,8 @@ import pluggy
 
 __all__ = [
     "PROJECT", "hookimpl", "hookspec", "register_backbones", "register_commands",
-    "register_executors", "register_methods", "register_objectives", "register_tasks",
+    "register_executors", "register_methods", "register_objectives", "register_scores",
+    "register_tasks",
 ]
 
 if TYPE_CHECKING:
@@ -69,6 +70,18 @@ def register_objectives(register: RegisterCallback) -> None:
 
     :param register: ``register(name, factory, *, summary, params)``; factories return a
         :class:`transferlab.api.Objective`.
+    """
+
+
+@hookspec
+def register_scores(register: RegisterCallback) -> None:
+    """Register transferability scores (predict, before training, how well a backbone's
+    features will transfer to a task).
+
+    :param register: ``register(ScoreClass)`` or ``register(name, factory, *, summary,
+        params)``; the class subclasses :class:`transferlab.api.TransferabilityScore`
+        (factories return an instance of one), and ``transferlab rank`` computes it on a
+        task's training features.
     """
 
 

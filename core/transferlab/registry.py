@@ -25,7 +25,7 @@ from transferlab.errors import DuplicateNameError, RegistrationError, UnknownNam
 from transferlab.params import Param, resolve_params
 
 T = TypeVar("T")
-KINDS = ("backbones", "tasks", "methods", "objectives", "executors")
+KINDS = ("backbones", "tasks", "methods", "objectives", "executors", "scores")
 BUILTIN_DISTRIBUTION = "transferlab"
 
 __all__ = [
@@ -298,6 +298,7 @@ class Registries:
     methods: Registry[Any] = field(default_factory=lambda: Registry("methods"))
     objectives: Registry[Any] = field(default_factory=lambda: Registry("objectives"))
     executors: Registry[Any] = field(default_factory=lambda: Registry("executors"))
+    scores: Registry[Any] = field(default_factory=lambda: Registry("scores"))
 
     @classmethod
     def with_preferences(cls, preferences: Preferences) -> Registries:

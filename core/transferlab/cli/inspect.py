@@ -44,7 +44,7 @@ def plugins(as_json: bool) -> None:
 @data_dir_option
 @json_option
 def list_(kind: str, pattern: str | None, data_dirs: tuple[Path, ...], as_json: bool) -> None:
-    """List registered backbones, tasks, methods, objectives or executors.
+    """List registered backbones, tasks, methods, objectives, executors or scores.
 
     PATTERN is an fnmatch wildcard, e.g. 'timm:*' or '*probe*'.
     """
