@@ -876,3 +876,18 @@ def test_csv_and_json_reports_content():
                        "total_params": 1500}
     assert data[1]["ci95"] == pytest.approx(12.706204736174694 * math.sqrt(0.005) / math.sqrt(2))
     assert sorted(FORMATS) == ["csv", "json", "markdown"]
+
+
+def test_migration_goes_on_past_a_column_the_file_already_has(tmp_path, monkeypatch):
+    """Catches the migration stopping at the first column a file already has: a later
+    release's columns would then never be added to files that have the earlier ones."""
+    from transferlab.harness import store as store_module
+
+    path = tmp_path / "r.sqlite"
+    ResultsStore(path)  # has every current column, source_task included
+    monkeypatch.setattr(store_module, "MIGRATIONS",
+                        (*store_module.MIGRATIONS, ("added_later", "TEXT")))
+    ResultsStore(path)
+    with closing(sqlite3.connect(path)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(results)")]
+    assert columns[-2:] == ["source_task", "added_later"]
