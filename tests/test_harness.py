@@ -891,3 +891,33 @@ def test_migration_goes_on_past_a_column_the_file_already_has(tmp_path, monkeypa
     with closing(sqlite3.connect(path)) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(results)")]
     assert columns[-2:] == ["source_task", "added_later"]
+
+
+def test_leaderboard_skips_a_group_without_the_metric_and_goes_on():
+    """Catches the aggregation stopping at the first group that lacks the metric (e.g. a
+    method that reports only accuracy, ranked by perplexity), dropping every later group."""
+    first = _row(method="a")
+    first["metrics"] = {"perplexity": 3.0}
+    board = leaderboard([first, _row(method="b", accuracy=0.7)])
+    assert [(r.method, r.mean) for r in board] == [("b", 0.7)]
+
+
+def test_leaderboard_macro_f1_is_nan_when_a_result_lacks_it():
+    """Catches a missing macro-F1 crashing the leaderboard (None in a sum) instead of
+    showing as not available."""
+    row = _row()
+    del row["metrics"]["macro_f1"]
+    (entry,) = leaderboard([row])
+    assert math.isnan(entry.macro_f1) and entry.mean == 0.5
+
+
+def test_markdown_has_one_table_per_task_including_single_row_tasks():
+    """Catches the Markdown output keeping only the last task's table, or failing on a
+    task with a single row."""
+    from transferlab.harness.report import to_markdown
+
+    text = to_markdown(leaderboard([_row(task="alpha"), _row(task="beta", method="b"),
+                                    _row(task="beta", method="c", accuracy=0.6)]))
+    assert text.count("| rank | backbone |") == 2
+    assert text.index("### alpha") < text.index("### beta")
+    assert "| 1 | raw:pixels | a | - | 0.5000 |" in text
