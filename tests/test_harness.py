@@ -410,6 +410,16 @@ def test_parse_suite_errors_name_the_problem(data, message):
          """ list of entries: methods = ["linear-probe", ...]"""),
         ('methods = [{ name = "knn", params = 3 }]', "methods: params of 'knn' must be a table,"
          " got 3 (an integer); write params = { key = value, ... }"),
+        ("seeds = 1.5", "suite 'bad': seeds must be a list of integers, got 1.5 (a float);"
+         " write seeds = [0, 1, 2]"),
+        ("seeds = 1979-05-27", "suite 'bad': seeds must be a list of integers, got"
+         " datetime.date(1979, 5, 27) (a date); write seeds = [0, 1, 2]"),
+        ("backbones = 3", "suite 'bad': backbones must be a list, got 3 (an integer); write a"
+         ' list of entries: backbones = ["raw:pixels", ...]'),
+        ("tasks = 3", "suite 'bad': tasks must be a list, got 3 (an integer); write a list of"
+         ' entries: tasks = ["digits", ...]'),
+        ('methods = [{ name = "knn", params = [1] }]', "methods: params of 'knn' must be a"
+         " table, got [1] (a list); write params = { key = value, ... }"),
     ],
 )
 def test_suite_key_of_the_wrong_type_is_one_error_line_bug_seeds_int_raised_typeerror(
@@ -921,3 +931,16 @@ def test_markdown_has_one_table_per_task_including_single_row_tasks():
     assert text.count("| rank | backbone |") == 2
     assert text.index("### alpha") < text.index("### beta")
     assert "| 1 | raw:pixels | a | - | 0.5000 |" in text
+
+
+def test_a_table_entry_without_params_has_no_params(tmp_path):
+    """Catches an entry written as ``{ name = "knn" }`` (no ``params``) refused as if its
+    params were not a table."""
+    from transferlab.harness.suite import load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text('tasks = ["digits"]\nbackbones = [{ name = "raw:pixels" }]\n'
+                    'methods = [{ name = "knn" }]\n')
+    cells = load_suite(path).cells
+    assert [(c.backbone, c.backbone_params, c.method, c.params) for c in cells] == [
+        ("raw:pixels", {}, "knn", {})]
