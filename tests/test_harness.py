@@ -944,3 +944,19 @@ def test_a_table_entry_without_params_has_no_params(tmp_path):
     cells = load_suite(path).cells
     assert [(c.backbone, c.backbone_params, c.method, c.params) for c in cells] == [
         ("raw:pixels", {}, "knn", {})]
+
+
+@pytest.mark.parametrize(("seeds", "offers_a_range"), [(1, False), (2, True), (10, True),
+                                                        (11, False)])
+def test_an_integer_seeds_value_suggests_a_range_only_between_2_and_10(seeds, offers_a_range):
+    """Catches the bounds of the ``seeds = N`` hint off by one: ``seeds = 2`` most likely
+    meant two seeds, ``seeds = 11`` most likely meant seed 11 (a long list is unlikely)."""
+    from transferlab.harness.suite import parse_suite
+
+    data = {"tasks": ["digits"], "backbones": ["raw:pixels"], "methods": ["linear-probe"],
+            "seeds": seeds}
+    with pytest.raises(TransferlabError) as caught:
+        parse_suite(data, "s")
+    message = str(caught.value)
+    assert f"write seeds = [{seeds}] for seed {seeds}" in message
+    assert (f"or seeds = {list(range(seeds))} for {seeds} seeds" in message) is offers_a_range

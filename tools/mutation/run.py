@@ -59,6 +59,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "data": ("transferlab/training/data.py", ("test_training.py",)),
     "config": ("transferlab/training/config.py", ("test_training.py",)),
     "mteb": ("transferlab_feature/mteb.py", ("test_feature_methods.py",)),
+    # the public training API (issue 9)
+    "method": ("transferlab/training/method.py", ("test_training_api.py", "test_lpft.py")),
+    "loop": ("transferlab/training/loop.py", ("test_training.py",)),
+    "losses": ("transferlab/training/losses.py", ("test_training.py", "test_training_api.py")),
 }
 
 KILLED = {1, 3}  # pytest failed / internal error while the mutant was active
