@@ -390,3 +390,32 @@ def test_full_protocol_reports_non_convergence():
     ctx = RunContext(progress=False, feature_store=FeatureStore(None))
     predictor = LinearProbe(max_iter=1).fit(FakeBackbone(), task, ctx)
     assert predictor.extra == {"converged": False}
+
+
+def test_mteb_protocol_reports_which_experiments_did_not_converge():
+    """Catches MTEB's convergence record always True (warnings not captured, or the wrong
+    warning class looked for): 100 lbfgs iterations on badly scaled, overlapping features
+    do not converge, and the record must say so per experiment."""
+    from transferlab_feature.mteb import fit_mteb
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(300) % 5
+    features = rng.normal(size=(300, 40)) * np.logspace(0, 4, 40) + labels[:, None]
+    predictor = fit_mteb(features, labels, FakeBackbone(), k=60, n_experiments=2, seed=0)
+    assert predictor.extra["converged"] == [False, False]
+    scaled = fit_mteb(features / np.logspace(0, 4, 40), labels, FakeBackbone(), k=60,
+                      n_experiments=2, seed=0)
+    assert scaled.extra["converged"] == [True, True]
+
+
+def test_mteb_predictor_encodes_new_inputs_on_the_runs_device():
+    """Catches ``predict`` encoding on the default CPU whatever device the run asked for
+    (a GPU run would then encode every new input on the CPU)."""
+    task, _, _ = _blobs()
+    backbone = FakeBackbone()
+    ctx = RunContext(progress=False, feature_store=FeatureStore(None), device="cuda:1")
+    predictor = LinearProbe(protocol="mteb", k_per_label=4, n_experiments=2).fit(
+        backbone, task, ctx)
+    backbone.calls.clear()
+    predictor.predict(task.split("test").inputs[:5], ctx)
+    assert backbone.calls == [(5, "cuda:1")]
