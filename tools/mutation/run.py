@@ -46,7 +46,7 @@ THRESHOLD = 0.80
 # instead of the whole suite.
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "registry": ("transferlab/registry.py", ("test_registry.py", "test_plugins.py")),
-    "params": ("transferlab/params.py", ("test_params.py", "test_registry.py")),
+    "params": ("transferlab/params.py", ("test_params.py", "test_registry.py", "test_settings.py")),
     "plugins": ("transferlab/plugins.py", ("test_plugins.py", "test_hookspecs.py")),
     "cell": ("transferlab/harness/cell.py", ("test_harness.py", "test_domain_adaptation.py")),
     "suite": ("transferlab/harness/suite.py", ("test_harness.py", "test_domain_adaptation.py")),
