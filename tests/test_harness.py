@@ -567,17 +567,31 @@ class Scripted(TransferMethod):
     def fit(self, backbone, task, ctx):
         Scripted.fitted_on.append(task.name)
         Scripted.seen = {"seed": ctx.seed, "device": ctx.device, "budget": ctx.budget,
+                         "moved_to": getattr(backbone, "moved_to", None),
                          "registries": ctx.registries,
                          "progress": ctx.progress, "store": ctx.feature_store,
                          "random": np.random.random(), "prepared": list(backbone.prepared)}
         fail = self.hparams["fail"]
         if fail == "value":
-            raise ValueError("bad value")
+            _fail_one_frame_deeper()
         if fail == "data":
             raise DataError("the data is bad; fix it")
         if fail == "interrupt":
             raise KeyboardInterrupt
         return ZerosPredictor(self.hparams["experiments"])
+
+
+def _fail_one_frame_deeper() -> None:
+    """Raises two frames below run_cell, so an error located at the wrong frame shows."""
+    raise ValueError("bad value")
+
+
+class ScriptedSetting(Scripted):
+    """A method with a parameter naming an objective only its own registries have."""
+
+    name = "scripted-setting"
+    params = (*Scripted.params,
+              Param("loss", str, "tiny-loss", "an objective", refers_to="objectives"))
 
 
 class ScriptedAdapting(Scripted):
@@ -602,6 +616,8 @@ class ZerosPredictor(Predictor):
         return np.zeros(len(inputs), dtype=np.int64)
 
     def predict_experiments(self, task, split, ctx):
+        if ctx is None:
+            raise AssertionError("predict_experiments needs the run's context")
         if not self.experiments:
             return None
         assert len(task.split(split)) == 4  # the test split
@@ -616,12 +632,22 @@ class PreparedBackbone(FakeBackbone):
     def prepare(self, task):
         self.prepared.append(task.name)
 
+    def to(self, device):
+        self.moved_to = device
+        return self
+
 
 class ScriptedPlugin:
     @hookimpl
     def register_methods(self, register):
         register("scripted", Scripted, params=Scripted.params)
         register("scripted-adapt", ScriptedAdapting, params=Scripted.params)
+        register("scripted-setting", ScriptedSetting, params=ScriptedSetting.params)
+
+    @hookimpl
+    def register_objectives(self, register):
+        register("tiny-loss", lambda name, weight: weight,
+                 params=[Param("weight", float, 1.0, "a weight", min=0.0)])
 
     @hookimpl
     def register_tasks(self, register):
@@ -662,6 +688,35 @@ def test_run_cell_builds_the_context_from_the_cell(scripted_registries):
     run_cell(Cell("fake", "tiny", "scripted"), scripted_registries, device="cpu",
              budget=budget)
     assert Scripted.seen["budget"] is budget and Scripted.seen["progress"] is True  # default
+
+
+def test_run_cell_moves_the_backbone_to_the_asked_device(scripted_registries):
+    """The backbone goes to the cell's device and the method's context carries it (a device
+    dropped on the way leaves training on the default device, unnoticed on a CPU-only
+    machine; "meta" is a device no default would pick). Without a store given, the disk
+    feature store is used (catches a cell silently falling back to in-memory features)."""
+    run_cell(Cell("fake", "tiny", "scripted"), scripted_registries, progress=False,
+             device="meta")
+    assert (Scripted.seen["device"], Scripted.seen["moved_to"]) == ("meta", "meta")
+    assert isinstance(Scripted.seen["store"], FeatureStore)
+
+
+def test_validate_cell_checks_settings_against_the_cells_registries(scripted_registries):
+    """A setting is checked against the registries the cell runs with, not the process's
+    plugins (which lack ``tiny-loss``), and errors name the method and the backbone."""
+    cell = validate_cell(Cell("fake", "tiny", "scripted-setting",
+                              {"loss": "tiny-loss[weight=2]"}), scripted_registries)
+    assert cell.params["loss"] == "tiny-loss[weight=2.0]"
+    with pytest.raises(TransferlabError,
+                       match=r"^scripted-setting: parameter loss: .*'nope'"):
+        validate_cell(Cell("fake", "tiny", "scripted-setting", {"loss": "nope"}),
+                      scripted_registries)
+    with pytest.raises(TransferlabError, match=r"^scripted-setting\b.*'bogus'"):
+        validate_cell(Cell("fake", "tiny", "scripted-setting", {"bogus": 1}),
+                      scripted_registries)
+    with pytest.raises(TransferlabError, match=r"^fake\b.*'img_size'"):
+        validate_cell(Cell("fake", "tiny", "scripted", {}, {"img_size": 3}),
+                      scripted_registries)
 
 
 def test_cell_result_defaults_and_dict():
@@ -715,7 +770,7 @@ def test_run_cell_records_errors_in_one_line(scripted_registries, caplog):
     caplog.set_level(logging.DEBUG, logger="transferlab")
     value = _run_scripted(scripted_registries, fail="value")
     raise_line = Path(__file__).read_text().splitlines().index(
-        '            raise ValueError("bad value")') + 1
+        '    raise ValueError("bad value")') + 1
     assert value.status == "error"
     assert value.error == f"ValueError: bad value (at {__file__}:{raise_line})"
     assert value.finished_at and value.environment["device"] == "cpu"

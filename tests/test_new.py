@@ -249,11 +249,43 @@ def test_objective_example_has_finite_gradients_on_confident_predictions(tmp_pat
         assert torch.isfinite(loss) and torch.isfinite(logits.grad).all(), gamma
 
 
+def test_score_example_ranks_backbones_in_rank(tmp_path, monkeypatch, runner):
+    """Bug caught: a score template that passes the kit but is not what it says (Fisher's
+    criterion: between- over within-class scatter), ignores its parameters, or cannot be
+    used by `transferlab rank` as the generated README shows."""
+    from transferlab.plugins import PluginHost
+
+    folder, names = _render(tmp_path, "score")
+    registries = _registries_with(monkeypatch, (folder, names))
+    features = np.array([[0.0], [2.0], [4.0], [6.0]])
+    labels = np.array([0, 0, 1, 1])
+    plain = registries.scores.create("my-score", {"standardize": False})
+    # class means 1 and 5 around 3: between 4 * 4 = 16; within 4 * 1 = 4
+    assert plain.score(features, labels) == pytest.approx(4.0)
+    assert registries.scores.create("my-score").score(features * 10, labels) == \
+        pytest.approx(4.0)  # standardized: the scale does not matter
+    with pytest.raises(ParamError, match="eps"):
+        registries.scores.create("my-score", {"eps": -1})
+    module = _load_module(folder, names, monkeypatch)
+    host = PluginHost(strict=True)
+    host.load_entry_points()
+    host.add_plugin(module, names.entry_point)
+    import transferlab.plugins as plugins
+
+    monkeypatch.setattr(plugins, "_HOST", host)
+    result = runner.invoke(cli, ["rank", "-t", "digits[fraction=0.25]", "-b",
+                                 "raw:pixels[size=8]", "-b", "raw:pixels[size=4]", "--score",
+                                 "my-score", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "\nmy-score\n" in result.stdout
+
+
 KIT_CHECKS = {  # one check per kind that only a working example passes
     "method": "method[my-method]::fit-predict[image]",
     "backbone": "backbone[my-backbone]::fingerprint-tracks-weights",
     "task": "task[my-task]::labels",
     "objective": "objective[my-objective]::finite-gradients",
+    "score": "score[my-score]::separable-above-random",
 }
 
 

@@ -1103,3 +1103,85 @@ def test_batch_source_hands_out_int64_labels_whatever_the_split_stores():
     labels = [y for _, y in source.batches()]
     assert all(y.dtype == torch.int64 for y in labels)
     assert torch.cat(labels).tolist() == [0, 1, 2, 0, 1]
+
+
+# -- per-example extras (BatchSource extras, e.g. a teacher's outputs for distillation) ---------
+
+
+def test_batch_source_extras_stay_with_their_examples_in_any_order():
+    """Each extra's rows must belong to the batch's examples, in the batch's order, for a
+    shuffled order too. Catches extras indexed by batch position instead of by example
+    (``extras[start:stop]``), extras left in the stored order while inputs are shuffled, and
+    ``with_extras`` preprocessing the split again or dropping the extras it had."""
+    import torch
+
+    from transferlab.training import BatchSource
+
+    split = Blobs(n=10).split("train")
+    calls = []
+
+    def preprocess(items):
+        calls.append(len(items))
+        return _stack(items)
+
+    rows = torch.arange(10, dtype=torch.float64) * 10
+    data = BatchSource(split, preprocess, 4, extras={"row": rows})
+    sums = np.stack(split.inputs).sum(axis=1)
+    data = data.with_extras({"sum": sums})  # a numpy array becomes a tensor
+    assert calls == [4, 4, 2] and set(data.extras) == {"row", "sum"}
+    order = np.array([7, 2, 9, 0, 4, 1, 8, 3, 6, 5])
+    seen = []
+    for batch in data.objective_batches(order):
+        assert set(batch) == {"inputs", "labels", "row", "sum"}
+        index = (batch["row"] / 10).long().numpy()
+        seen.extend(index.tolist())
+        np.testing.assert_allclose(batch["inputs"].sum(dim=1).numpy(), batch["sum"].numpy(),
+                                   rtol=1e-6)
+        assert batch["labels"].tolist() == split.labels[index].tolist()
+    assert seen == order.tolist() and calls == [4, 4, 2]
+    kept = [len(b["labels"]) for b in data.objective_batches(np.arange(9), drop_singleton=True)]
+    assert kept == [4, 4]
+
+
+def test_batch_source_refuses_extras_that_cannot_line_up():
+    """Catches an extra with a row count other than the split's (it would be silently
+    misindexed or fail mid-epoch) and an extra that would overwrite inputs or labels."""
+    import torch
+
+    from transferlab.training import BatchSource
+
+    data = BatchSource(Blobs(n=6).split("train"), _stack, 4)
+    assert data.extras == {}
+    with pytest.raises(DataError, match=r"has shape \(5, 2\) but the split has 6 examples"):
+        data.with_extras({"teacher": torch.zeros(5, 2)})
+    with pytest.raises(DataError, match="would replace the batch's own 'labels'"):
+        BatchSource(Blobs(n=6).split("train"), _stack, 4, extras={"labels": torch.zeros(6)})
+    with pytest.raises(DataError, match="has shape"):
+        data.with_extras({"scalar": torch.tensor(1.0)})
+
+
+def test_the_loop_hands_the_objective_each_examples_own_extras():
+    """Over shuffled epochs, every batch the objective sees carries, under ``teacher``, the
+    rows of exactly its examples (here a per-example value computed from the inputs), and
+    inputs and labels still work as before. Catches the loop dropping the extras, or pairing
+    them with another epoch's or another batch's order."""
+    import torch
+
+    from transferlab.training.loop import train
+
+    model, data, groups, config = _setup(epochs=3)
+    inputs = torch.as_tensor(np.stack(Blobs().split("train").inputs))
+    data = data.with_extras({"teacher": inputs.sum(dim=1, keepdim=True) * 2})
+    checked = []
+
+    class Checking(Objective):
+        name = "checking"
+
+        def __call__(self, outputs, batch):
+            expected = batch["inputs"].sum(dim=1, keepdim=True) * 2
+            checked.append(bool(torch.allclose(batch["teacher"], expected)))
+            return torch.nn.functional.cross_entropy(outputs, batch["labels"])
+
+    result = train(model, data, None, Checking(), groups, config,
+                   RunContext(seed=3, progress=False))
+    assert result.epochs == 3 and len(checked) == result.steps and all(checked)

@@ -159,7 +159,8 @@ PAGES = sorted(p.name for p in TUTORIALS.glob("*.md"))
 
 
 def test_every_plugin_kind_has_a_tutorial():
-    assert {"method.md", "backbone.md", "task.md", "objective.md", "command.md"} <= set(PAGES)
+    assert {"method.md", "backbone.md", "task.md", "objective.md", "score.md",
+            "command.md"} <= set(PAGES)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -253,3 +254,28 @@ def test_objective_tutorial(tutorial):
                               {"objective": "focal[gamma=2.0]"}), registries)
     assert cell.params["objective"] == "focal"  # defaults dropped: one cell key
     # training with it runs in the page's commands
+
+
+def test_score_tutorial(tutorial, tmp_path):
+    """Bug caught: the page's score or its tests drifting from the contract: its hand-computed
+    value, its conformance tests (run here from the page's own test file), or its use in a
+    ranking (the page's commands rank and validate with it)."""
+    import importlib.util
+
+    import numpy as np
+
+    registries = tutorial("score.md").registries
+    gbc = registries.scores.create("gbc")
+    assert registries.scores.get("gbc").plugin == "gbc" and not gbc.needs_source_probabilities
+    separable = np.array([[0.0], [0.1], [9.0], [9.1]])
+    assert gbc.score(separable, np.array([0, 0, 1, 1])) == pytest.approx(0.0, abs=1e-12)
+    spec = importlib.util.spec_from_file_location(
+        "tutorial_test_gbc", tmp_path / "site-packages" / "tests" / "test_gbc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.test_two_classes_by_hand()
+    (mark,) = module.test_conformance.pytestmark
+    checks = [param.values[0] for param in mark.args[1]]
+    assert len(checks) == 8
+    for check in checks:
+        module.test_conformance(check)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -206,6 +207,19 @@ class Backbone(abc.ABC):
     def num_parameters(self) -> int:
         return 0 if self.module is None else sum(p.numel() for p in self.module.parameters())
 
+    def save(self, path: str | Path) -> Path:
+        """Write this backbone's weights (its :attr:`module`, as training left them; no task
+        head) to one safetensors checkpoint that ``NAME@PATH`` restores, for families whose
+        factory loads ``@PATH`` tags. ``transferlab relate`` saves fine-tuned backbones this
+        way. Families whose preprocessing depends on the weights (timm's normalisation)
+        override it to record that too."""
+        from transferlab.checkpoint import save_checkpoint
+
+        if self.module is None:
+            raise IncompatibleError(f"backbone {self.name!r} has no weights to save;"
+                                    " only backbones with a torch module can be checkpointed")
+        return save_checkpoint(self.module, path, name=self.name.split("@", 1)[0])
+
     def encode(
         self, inputs: Sequence[Any], *, batch_size: int | None = None,
         progress: Callable[[int], None] | None = None, device: str = "cpu",
@@ -305,6 +319,9 @@ class TransferMethod(abc.ABC):
     and a classmethod ``load(path, backbone)`` that restores identical predictions around a
     freshly built backbone (the training API's :class:`~transferlab.training.ModelPredictor`
     does); the conformance kit (:mod:`transferlab.testing`) then checks the round trip.
+    ``needs_source_head`` declares that the method reads the backbone's
+    :attr:`Backbone.source_head` (co-tuning): :meth:`check` refuses a backbone without one,
+    and the kit fits the method on a tiny backbone that has one.
     """
 
     name: ClassVar[str]
@@ -313,6 +330,7 @@ class TransferMethod(abc.ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
     needs_module: ClassVar[bool] = False
+    needs_source_head: ClassVar[bool] = False
     adapts_domains: ClassVar[bool] = False
     saves_predictor: ClassVar[bool] = False
 
@@ -332,6 +350,12 @@ class TransferMethod(abc.ABC):
             raise IncompatibleError(
                 f"method {self.name!r} trains weights but {backbone.name!r} has none;"
                 " use a feature method such as linear-probe"
+            )
+        if self.needs_source_head and backbone.source_head is None:
+            raise IncompatibleError(
+                f"method {self.name!r} reuses the backbone's source classifier but"
+                f" {backbone.name!r} has none (source_head); use a backbone that keeps its"
+                " pretrained head, such as timm:efficientnet_lite0, or finetune"
             )
 
     @abc.abstractmethod

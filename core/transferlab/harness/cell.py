@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -171,8 +171,13 @@ def _score(result: CellResult, parts: _Parts, predictor: Predictor, ctx: RunCont
 def run_cell(
     cell: Cell, registries: Registries, *, device: str | None = None, progress: bool = True,
     feature_store: FeatureSource | None = None, budget: Budget | None = None,
+    after_fit: Callable[[Backbone, Predictor], None] | None = None,
 ) -> CellResult:
-    """Build backbone, task and method, fit, predict on the test split and score."""
+    """Build backbone, task and method, fit, predict on the test split and score.
+
+    ``after_fit(backbone, predictor)``, when given, runs once the predictor is scored, with
+    the backbone as the fit left it (``transferlab relate`` saves fine-tuned backbones this
+    way); an exception it raises fails the cell like any other."""
     device = device or default_device()
     if feature_store is None:
         from transferlab.harness.features import FeatureStore
@@ -197,6 +202,8 @@ def run_cell(
                 parts.backbone, parts.source, UnlabeledTarget(parts.task), ctx)
         result.fit_seconds = time.perf_counter() - start
         _score(result, parts, predictor, ctx)
+        if after_fit is not None:
+            after_fit(parts.backbone, predictor)
         if cell.source_task is not None:
             result.extra.setdefault(
                 "adaptation", "adapted" if parts.method.adapts_domains else "source-only")

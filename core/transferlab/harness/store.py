@@ -1,26 +1,39 @@
 """The results store: one SQLite file (WAL), each result inserted once in its own transaction.
 
-Rows are never updated or deleted: a re-run of a failed cell adds a new row, and ``finished``
-tells a suite which cells already have a successful result so it can resume.
+Result rows are never updated or deleted: a re-run of a failed cell adds a new row, and
+``finished`` tells a suite which cells already have a successful result so it can resume.
+
+Transferability scores (``transferlab rank``) live in their own table, ``scores``, one row per
+(task, backbone with its parameter values, score with its parameter values, split): a re-rank
+replaces the value, since a score is a deterministic function of the features, and the latest
+computation is the one to compare with the measured cells.
+
+Task-relation maps (``transferlab relate``) live in ``relations``, one row per map computed,
+appended like results: the map itself (gains per source and target task, per transfer
+method) as JSON, next to the cells it was computed from, which are ordinary result rows.
 
 Schema changes are additive: :data:`MIGRATIONS` lists columns added after the first release,
 and opening an older file adds them (``ALTER TABLE ... ADD COLUMN``), leaving old rows as they
-were (NULL in the new column).
+were (NULL in the new column). New tables are created with ``CREATE TABLE IF NOT EXISTS`` when
+a file is opened, so an older file gains them and keeps every row.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from transferlab.errors import TransferlabError
 from transferlab.harness.cell import Cell, CellResult
 
-__all__ = ["MIGRATIONS", "SCHEMA", "ResultsStore"]
+__all__ = ["MIGRATIONS", "RELATIONS_SCHEMA", "SCHEMA", "SCORES_SCHEMA", "ResultsStore",
+           "ScoreRecord"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -48,6 +61,68 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_cell ON results (cell_key, status);
 """
 
+# One value per (task, backbone, backbone_params, score, score_params, split): the UNIQUE
+# constraint is what makes a re-rank replace the old value (ResultsStore.add_score).
+SCORES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    backbone TEXT NOT NULL,
+    backbone_params TEXT NOT NULL,
+    score TEXT NOT NULL,
+    score_params TEXT NOT NULL,
+    split TEXT NOT NULL,
+    examples INTEGER NOT NULL,
+    value REAL NOT NULL,
+    seconds REAL,
+    environment TEXT NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    UNIQUE (task, backbone, backbone_params, score, score_params, split)
+);
+"""
+
+# Task-relation maps, appended (never updated): ``relation_map`` is RelationMap.to_dict().
+RELATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS relations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    backbone TEXT NOT NULL,
+    backbone_params TEXT NOT NULL,
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    tasks TEXT NOT NULL,
+    seeds TEXT NOT NULL,
+    relation_map TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One transferability score value: what was scored, how, and with what software.
+
+    ``task`` is the canonical task name (its view included), ``backbone_params`` and
+    ``score_params`` the fully resolved parameter values (defaults included, as cells store
+    them), so one backbone written two ways is one row. ``environment`` has the shape of a
+    cell's (python, platform, device, packages, plugins); ``extra`` holds the backbone's and
+    the task's fingerprints.
+    """
+
+    task: str
+    backbone: str
+    backbone_params: Mapping[str, Any]
+    score: str
+    score_params: Mapping[str, Any]
+    split: str
+    examples: int
+    value: float
+    seconds: float | None = None
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+
+
 # (column, SQL type) added since the first schema; applied in order to older files.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("source_task", "TEXT"),  # domain adaptation: the labeled source task, NULL otherwise
@@ -65,6 +140,8 @@ class ResultsStore:
             with closing(self._connect()) as conn, conn:
                 conn.executescript(SCHEMA)
                 _migrate(conn)
+                conn.executescript(SCORES_SCHEMA)
+                conn.executescript(RELATIONS_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise TransferlabError(
                 f"{self.path} is not a transferlab results database ({exc});"
@@ -105,11 +182,15 @@ class ResultsStore:
             ).fetchone()
         return found is not None
 
-    def rows(self, *, suite: str | None = None, status: str | None = "ok") -> list[dict[str, Any]]:
-        """Stored results as dicts (JSON columns decoded), oldest first."""
+    def rows(self, *, suite: str | None = None, status: str | None = "ok",
+             task: str | None = None) -> list[dict[str, Any]]:
+        """Stored results as dicts (JSON columns decoded), oldest first; ``task`` (a canonical
+        task name) keeps that task's cells only."""
         query, args = "SELECT * FROM results WHERE 1=1", []
         if suite is not None:
             query, args = query + " AND suite = ?", [*args, suite]
+        if task is not None:
+            query, args = query + " AND task = ?", [*args, task]
         if status is not None:
             query, args = query + " AND status = ?", [*args, status]
         with closing(self._connect()) as conn:
@@ -117,6 +198,66 @@ class ResultsStore:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows(status=None))
+
+    def add_score(self, record: ScoreRecord) -> None:
+        """Store one score value, replacing the value stored for the same task, backbone,
+        score (each with its parameter values) and split; atomic like :meth:`add`."""
+        created = record.created_at or datetime.now(UTC).isoformat(timespec="seconds")
+        row = (
+            record.task, record.backbone, _dumps(dict(record.backbone_params)), record.score,
+            _dumps(dict(record.score_params)), record.split, int(record.examples),
+            float(record.value), record.seconds, _dumps(dict(record.environment)),
+            _dumps(dict(record.extra)), created,
+        )
+        with closing(self._connect()) as conn, conn:
+            conn.execute(
+                "INSERT INTO scores (task, backbone, backbone_params, score, score_params,"
+                " split, examples, value, seconds, environment, extra, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (task, backbone, backbone_params, score, score_params, split)"
+                " DO UPDATE SET examples = excluded.examples, value = excluded.value,"
+                " seconds = excluded.seconds, environment = excluded.environment,"
+                " extra = excluded.extra, created_at = excluded.created_at",
+                row,
+            )
+
+    def scores(self, *, task: str | None = None, split: str | None = None
+               ) -> list[dict[str, Any]]:
+        """Stored score values as dicts (JSON columns decoded), in the order first stored."""
+        query, args = "SELECT * FROM scores WHERE 1=1", []
+        if task is not None:
+            query, args = query + " AND task = ?", [*args, task]
+        if split is not None:
+            query, args = query + " AND split = ?", [*args, split]
+        with closing(self._connect()) as conn:
+            return [_decode(row, _SCORE_JSON) for row in conn.execute(query + " ORDER BY id",
+                                                                      args)]
+
+    def add_relation(self, relation_map: Mapping[str, Any]) -> int:
+        """Append one task-relation map (``RelationMap.to_dict()``: ``backbone``,
+        ``backbone_params``, ``method``, ``params``, ``tasks``, ``seeds`` and the gains) and
+        return its row id; atomic like :meth:`add`."""
+        data = dict(relation_map)
+        row = (
+            data["backbone"], _dumps(data.get("backbone_params", {})), data["method"],
+            _dumps(data.get("params", {})), _dumps(list(data["tasks"])),
+            _dumps(list(data["seeds"])), _dumps(data),
+            data.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        with closing(self._connect()) as conn, conn:
+            cursor = conn.execute(
+                "INSERT INTO relations (backbone, backbone_params, method, params, tasks,"
+                " seeds, relation_map, created_at) VALUES (?,?,?,?,?,?,?,?)", row)
+            return int(cursor.lastrowid or 0)
+
+    def relations(self, *, backbone: str | None = None) -> list[dict[str, Any]]:
+        """Stored task-relation maps as dicts (JSON columns decoded), oldest first."""
+        query, args = "SELECT * FROM relations WHERE 1=1", []
+        if backbone is not None:
+            query, args = query + " AND backbone = ?", [backbone]
+        with closing(self._connect()) as conn:
+            return [_decode(row, _RELATION_JSON)
+                    for row in conn.execute(query + " ORDER BY id", args)]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -136,8 +277,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
+_RESULT_JSON = ("params", "backbone_params", "metrics", "environment", "extra")
+_SCORE_JSON = ("backbone_params", "score_params", "environment", "extra")
+_RELATION_JSON = ("backbone_params", "params", "tasks", "seeds", "relation_map")
+
+
+def _decode(row: sqlite3.Row, columns: tuple[str, ...] = _RESULT_JSON) -> dict[str, Any]:
     data = dict(row)
-    for column in ("params", "backbone_params", "metrics", "environment", "extra"):
+    for column in columns:
         data[column] = json.loads(data[column])
     return data

@@ -2,7 +2,7 @@
 
 The templates are package data (``templates/*.tmpl``, filled with :class:`string.Template`):
 a ``pyproject.toml`` registering the module under the ``transferlab`` entry-point group, the
-module itself (a working backbone, task, method or objective), tests that run the
+module itself (a working backbone, task, method, objective or score), tests that run the
 conformance kit (:mod:`transferlab.testing`), a README and a ``.gitignore``.
 
 Names follow one rule: the component is registered as ``NAME`` (``my-method``), the
@@ -25,7 +25,7 @@ __all__ = ["SCAFFOLD_KINDS", "PluginNames", "ScaffoldError", "create_plugin", "p
            "render_plugin"]
 
 #: The kinds ``transferlab new --kind`` writes (the glossary's words, singular).
-SCAFFOLD_KINDS = ("method", "backbone", "task", "objective")
+SCAFFOLD_KINDS = ("method", "backbone", "task", "objective", "score")
 PREFIX = "transferlab"
 MAX_NAME_LENGTH = 40
 _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
@@ -68,6 +68,17 @@ _KIND_FACTS: dict[str, dict[str, Any]] = {
         "try_it": ("transferlab run -b timm:efficientnet_lite0 -B img_size=64 -t digits",
                    "-m finetune -p max_steps=50 -p 'objective={name}[gamma=2]'"),
         "then": "Parameter methods take it as a setting: `-p objective={name}`.",
+    },
+    "score": {
+        "registry": "scores",
+        "suffix": "Score",
+        "dependencies": "",
+        "summary": "Fisher's criterion: between-class over within-class scatter",
+        "try_it": ("transferlab rank -t 'digits[fraction=0.25]' -b 'raw:pixels[size=8]'",
+                   "-b 'raw:pixels[size=4]' --score {name}"),
+        "then": "Check it against measured accuracies: run `-m linear-probe` on each backbone"
+                " and add `--validate` to the rank command (it prints the `transferlab run`"
+                " commands it lacks).",
     },
 }
 

@@ -1,11 +1,13 @@
 """The conformance kit: checks that a plugin keeps the contracts of ``transferlab.api``.
 
 In the manner of scikit-learn's ``check_estimator`` / ``parametrize_with_checks``: every
-backbone, task, method and objective a plugin registers gets the checks of its contract, on
-tiny offline inputs (:class:`TinyTask`, :class:`TinyBackbone`), chosen by what it declares
-(a method's ``family``, ``saves_predictor``, ``adapts_domains``, ``modalities``; a backbone's
-``module`` and ``layer_groups()``), never by its name. Each check has a readable id,
-``KIND[NAME]::CHECK``, and fails with one line that names the problem and the fix.
+backbone, task, method, objective and score a plugin registers gets the checks of its
+contract, on tiny offline inputs (:class:`TinyTask`, :class:`TinyBackbone`, small synthetic
+features for scores), chosen by what it declares (a method's ``family``,
+``saves_predictor``, ``adapts_domains``, ``needs_source_head``, ``modalities``; a backbone's
+``module`` and ``layer_groups()``; a score's ``needs_source_probabilities``), never by its
+name. Each check has a readable id, ``KIND[NAME]::CHECK``, and fails with one line that
+names the problem and the fix.
 
 In a plugin's tests::
 

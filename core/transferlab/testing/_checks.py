@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["CHECK_KINDS", "Check", "CheckResult", "ConformanceError", "NotApplicable"]
 
-CHECK_KINDS = ("plugin", "backbone", "task", "method", "objective")
+CHECK_KINDS = ("plugin", "backbone", "task", "method", "objective", "score")
 STATUSES = ("passed", "failed", "xfailed", "xpassed", "skipped")
 
 
@@ -60,7 +60,7 @@ class Check:
     """One contract check of one component.
 
     :param id: ``KIND[SUBJECT]::CHECK``, unique within a target.
-    :param kind: ``plugin``, ``backbone``, ``task``, ``method`` or ``objective``.
+    :param kind: ``plugin``, ``backbone``, ``task``, ``method``, ``objective`` or ``score``.
     :param subject: the plugin or component (a name, or a setting with parameter values).
     :param name: what is checked (``determinism``).
     :param summary: the rule in words.

@@ -184,7 +184,7 @@ def checks_for(
     :param target: a module name, an installed distribution name (``transferlab`` = the
         built-in plugins), a module, a path to a ``.py`` file, or a list of these.
     :param kinds: only checks of these kinds (``plugin``, ``backbone``, ``task``, ``method``,
-        ``objective``); the ``plugin[...]::loads`` check is always included.
+        ``objective``, ``score``); the ``plugin[...]::loads`` check is always included.
     :param names: check only these components instead of every exact name the target
         registers; a name may carry parameter values (``timm:resnet18@random[img_size=32]``)
         and may be one that a registered pattern serves.

@@ -11,7 +11,9 @@ plugin's checks run on a laptop without data or weights:
 - :class:`TinyBackbone`: a two-layer torch MLP over 64 input values (8x8 grey pixels, or a
   hashed bag of words) with an 8-wide output. It has weights, layer groups, a fingerprint that
   hashes the weights and ``invalidate_fingerprint``, so it serves feature methods (whose
-  untouched weights are checked) and parameter methods (which train it) alike.
+  untouched weights are checked) and parameter methods (which train it) alike. With
+  ``source_classes=K`` it also has a source head (``Linear(8, K)`` off the feature path, like
+  timm's ImageNet classifier), for methods that declare ``needs_source_head``.
 """
 
 from __future__ import annotations
@@ -86,27 +88,40 @@ class TinyTask(Task):
 
 class TinyBackbone(Backbone):
     """``Linear(64, 16) -> ReLU -> Linear(16, 8)`` over 8x8 grey pixels (image) or 64 hashed
-    word buckets (text); weights from ``init_seed``, so two instances are identical."""
+    word buckets (text); weights from ``init_seed``, so two instances are identical.
+
+    ``source_classes=K`` (default 0: none) adds a source head, ``Linear(8, K)`` over the
+    features, inside :attr:`module` but off the feature path, as a pretrained classifier is.
+    """
 
     default_batch_size = 16
 
     def __init__(self, modality: str = "image", *, name: str | None = None,
-                 init_seed: int = 0) -> None:
+                 init_seed: int = 0, source_classes: int = 0) -> None:
         import torch
         from torch import nn
 
         self.modality = _check_modality(modality)
         self.name = name or f"tiny-{modality}"
+        self.source_classes = source_classes
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            self.model: nn.Module = nn.Sequential(nn.Linear(INPUT_WIDTH, 16), nn.ReLU(),
-                                                  nn.Linear(16, 8))
+            self._body = nn.Sequential(nn.Linear(INPUT_WIDTH, 16), nn.ReLU(), nn.Linear(16, 8))
+            self._source = nn.Linear(8, source_classes) if source_classes > 0 else None
+        # without a source head the module is the body itself (its weights keep their names)
+        self.model: nn.Module = (self._body if self._source is None else
+                                 nn.ModuleDict({"body": self._body, "source": self._source}))
         self.model.eval()
         self._fingerprint: str | None = None
 
     @property
     def module(self) -> nn.Module:
         return self.model
+
+    @property
+    def source_head(self) -> nn.Module | None:
+        """The ``Linear(8, source_classes)`` source classifier, or None without one."""
+        return self._source
 
     @property
     def feature_dim(self) -> int:
@@ -149,7 +164,7 @@ class TinyBackbone(Backbone):
         return np.log1p(row)
 
     def features(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.model(batch)
+        return self._body(batch)
 
     def layer_groups(self) -> list[tuple[str, list[nn.Module]]]:
-        return [("layer.0", [self.model[0]]), ("layer.1", [self.model[2]])]
+        return [("layer.0", [self._body[0]]), ("layer.1", [self._body[2]])]

@@ -5,7 +5,9 @@ For method authors: :class:`GradientMethod` (subclass it; implement ``configure`
 :class:`TransferModel` (backbone features + a new head), :class:`ModelPredictor` (predicts,
 saves and reloads through safetensors), :func:`training_params` (the loop's declared
 parameters), :func:`decay_groups` (AdamW parameter groups), :class:`TrainValSplit` (the
-training and validation examples, with indices into the task's splits).
+training and validation examples, with indices into the task's splits), :class:`BatchSource`
+(a split's batches, with per-example ``extras`` such as a teacher's outputs, handed to the
+objective row by row).
 
 Modules, one job each: ``config`` (declared parameters, budget; torch-free), ``method`` (the
 fit sequence; torch-free to import), ``model``, ``predictor``, ``data`` (validation split,
@@ -26,12 +28,13 @@ from transferlab.training.config import TrainConfig, check_budget, training_para
 from transferlab.training.method import Callback, FitState, GradientMethod, Stage
 
 __all__ = [
-    "Callback", "FitState", "GradientMethod", "ModelPredictor", "Stage", "TrainConfig",
-    "TrainValSplit", "TransferModel", "carve_validation", "check_budget", "decay_groups",
-    "training_params",
+    "BatchSource", "Callback", "FitState", "GradientMethod", "ModelPredictor", "Stage",
+    "TrainConfig", "TrainValSplit", "TransferModel", "carve_validation", "check_budget",
+    "decay_groups", "training_params",
 ]
 
 _LAZY = {
+    "BatchSource": "transferlab.training.data",
     "TransferModel": "transferlab.training.model",
     "ModelPredictor": "transferlab.training.predictor",
     "TrainValSplit": "transferlab.training.data",

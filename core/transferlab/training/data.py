@@ -4,10 +4,15 @@ Backbones preprocess without augmentation (their eval transform), so a tensor-va
 preprocessing result is computed once per split and indexed every epoch instead of decoding
 and resizing every image again; dict-valued batches (tokenised text, padded per batch) are
 preprocessed batch by batch.
+
+A :class:`BatchSource` may also carry per-example tensors besides the labels (its
+``extras``, e.g. a teacher's logits or embeddings for distillation): the objective receives
+each one's rows for exactly the examples of the batch, in the batch's (shuffled) order.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,17 +84,30 @@ def _subset(split: Split, index: np.ndarray) -> Split:
     return Split([split.inputs[i] for i in index], split.labels[index])
 
 
+_RESERVED_KEYS = ("inputs", "labels")
+
+
 class BatchSource:
-    """Preprocessed, labelled batches of one split, in a given or shuffled order."""
+    """Preprocessed, labelled batches of one split, in a given or shuffled order.
+
+    ``extras`` are per-example tensors aligned with the split's rows (first dimension = the
+    split's length; row ``i`` belongs to example ``i``). :meth:`objective_batches` hands the
+    objective ``{"inputs", "labels", **extras}`` with every tensor indexed by the same example
+    order, so a method can attach per-example targets (a teacher's outputs) that stay matched
+    to their examples whatever the shuffling. :meth:`with_extras` adds them to an existing
+    source without preprocessing the split again.
+    """
 
     def __init__(
         self, split: Split, preprocess: Callable[[Sequence[Any]], Any], batch_size: int,
         *, cache_limit_mb: float = CACHE_LIMIT_MB,
+        extras: Mapping[str, torch.Tensor | np.ndarray] | None = None,
     ) -> None:
         self.inputs = split.inputs
         self.labels = torch.as_tensor(split.labels, dtype=torch.long)
         self.preprocess = preprocess
         self.batch_size = batch_size
+        self.extras: dict[str, torch.Tensor] = _checked_extras(extras or {}, len(self.labels))
         self._cache: torch.Tensor | None = None
         self._channels_last = False
         self._prepare(cache_limit_mb)
@@ -129,6 +147,26 @@ class BatchSource:
             index = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield self._batch(index), self.labels[torch.from_numpy(index)]
 
+    def objective_batches(self, order: np.ndarray | None = None, *, drop_singleton: bool = False
+                          ) -> Iterator[dict[str, Any]]:
+        """Yield what the objective receives, ``{"inputs", "labels", **extras}``, over
+        ``order`` (default: the stored order); every extra holds the rows of exactly the
+        batch's examples, in the batch's order."""
+        if order is None:
+            order = np.arange(len(self))
+        for b in range(self.num_batches(len(order), drop_singleton=drop_singleton)):
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            rows = torch.from_numpy(index)
+            yield {"inputs": self._batch(index), "labels": self.labels[rows],
+                   **{name: values[rows] for name, values in self.extras.items()}}
+
+    def with_extras(self, extras: Mapping[str, torch.Tensor | np.ndarray]) -> BatchSource:
+        """A copy of this source whose batches also carry ``extras`` (added to, or replacing
+        by name, the ones it has); the preprocessed split is shared, not recomputed."""
+        source = copy.copy(self)
+        source.extras = {**self.extras, **_checked_extras(extras, len(self))}
+        return source
+
     def _batch(self, index: np.ndarray) -> Any:
         if self._cache is None:
             return self.preprocess([self.inputs[i] for i in index])
@@ -136,6 +174,23 @@ class BatchSource:
         if self._channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
+
+
+def _checked_extras(extras: Mapping[str, torch.Tensor | np.ndarray], n: int
+                    ) -> dict[str, torch.Tensor]:
+    """``extras`` as tensors, each with one row per example of the split (else DataError)."""
+    checked = {}
+    for name, values in extras.items():
+        if name in _RESERVED_KEYS:
+            raise DataError(f"batch extra {name!r} would replace the batch's own {name!r};"
+                            " give it another name (e.g. 'teacher')")
+        tensor = torch.as_tensor(values)
+        if tensor.dim() == 0 or tensor.shape[0] != n:
+            raise DataError(f"batch extra {name!r} has shape {tuple(tensor.shape)} but the"
+                            f" split has {n} examples; give one row per example, in the"
+                            " split's order")
+        checked[name] = tensor
+    return checked
 
 
 def count_batches(n: int, batch_size: int, drop_singleton: bool = False) -> int:

@@ -102,18 +102,17 @@ def _train_epoch(model: nn.Module, data: BatchSource, order: Any, step: _Step,
     time budget runs out. Returns the micro-batch losses."""
     config, accelerator = step.config, step.accelerator
     losses: list[float] = []
-    for index, (inputs, labels) in enumerate(data.batches(order, drop_singleton=True)):
+    for index, batch in enumerate(data.objective_batches(order, drop_singleton=True)):
         group_end = min(step.plan.micro, (index // config.accumulate + 1) * config.accumulate)
         group_size = group_end - (index // config.accumulate) * config.accumulate
         sync = index + 1 == group_end
-        inputs = to_device(inputs, accelerator.device)
-        labels = labels.to(accelerator.device)
+        batch = to_device(batch, accelerator.device)  # inputs, labels and the source's extras
         with contextlib.nullcontext() if sync else accelerator.no_sync(model):
-            outputs = model(inputs)
-            loss = step.objective(outputs, {"inputs": inputs, "labels": labels})
+            outputs = model(batch["inputs"])
+            loss = step.objective(outputs, batch)
             accelerator.backward(loss / group_size)
         losses.append(float(loss.detach()))
-        result.examples += len(labels)
+        result.examples += len(batch["labels"])
         if not sync:
             continue
         if config.grad_clip > 0:
@@ -141,9 +140,11 @@ def train(
     """Train ``model`` (forward: preprocessed batch -> logits) in place and return a summary.
 
     ``groups`` are AdamW parameter groups with their own peak ``lr``/``weight_decay``;
-    parameters outside them do not change. With ``val_data`` the best epoch by validation
-    accuracy (ties: lower loss) is restored at the end. ``on_epoch_end(record)`` is called
-    after each epoch with its history record.
+    parameters outside them do not change. The objective is called with the outputs and
+    ``{"inputs", "labels", **train_data.extras}`` (each extra's rows for the batch's
+    examples). With ``val_data`` the best epoch by validation accuracy (ties: lower loss) is
+    restored at the end. ``on_epoch_end(record)`` is called after each epoch with its history
+    record.
     """
     budget = check_budget(config.budget)
     accelerator = make_accelerator(ctx.device, config.mixed_precision)

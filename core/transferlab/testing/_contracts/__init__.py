@@ -21,12 +21,20 @@ method      ``backbone-untouched``              ``family == "feature"``
 method      ``domain-adaptation``               ``adapts_domains = True``
 objective   ``finite-loss``,                    always
             ``finite-gradients``, ``bad-params``
+score       ``finite-value``, ``determinism``,  always
+            ``label-permutation``,
+            ``bad-input``,
+            ``separable-above-random``,
+            ``bad-params``
+score       ``missing-probabilities``           ``needs_source_probabilities = True``
 ==========  ==================================  ==========================================
 
 Methods run on the kit's :class:`~transferlab.testing.TinyTask` and
 :class:`~transferlab.testing.TinyBackbone` under a budget of 2 epochs / 4 steps, so the
 checks of a method take well under a second on a CPU; one fit per method and modality is
-shared by the checks that only read its predictor.
+shared by the checks that only read its predictor. A method that declares
+``needs_source_head = True`` gets a tiny backbone with a source head (5 source classes).
+Scores run on small synthetic features (numpy only; see ``_contracts/scores.py``).
 """
 
 from __future__ import annotations
@@ -41,12 +49,14 @@ from transferlab.testing._contracts.base import UNKNOWN_PARAM, Component, SuiteB
 from transferlab.testing._contracts.methods import TINY_BUDGET, MethodChecks
 from transferlab.testing._contracts.objectives import ObjectiveChecks
 from transferlab.testing._contracts.plugins import PluginChecks
+from transferlab.testing._contracts.scores import ScoreChecks
 from transferlab.testing._contracts.tasks import TaskChecks
 
 __all__ = ["TINY_BUDGET", "UNKNOWN_PARAM", "Component", "Suite", "SuiteBase", "select_kinds"]
 
 
-class Suite(PluginChecks, BackboneChecks, TaskChecks, MethodChecks, ObjectiveChecks):
+class Suite(PluginChecks, BackboneChecks, TaskChecks, MethodChecks, ObjectiveChecks,
+            ScoreChecks):
     """The checks of one loaded :class:`~transferlab.testing._target.Target`, with the state
     they share (fits, loaded splits)."""
 
@@ -107,7 +117,8 @@ class Suite(PluginChecks, BackboneChecks, TaskChecks, MethodChecks, ObjectiveChe
             checks += self._plugin_checks(plugin)[: None if every else 1]
         components, left_out = self.components(kinds, names)
         builders = {"backbone": self._backbone_checks, "task": self._task_checks,
-                    "method": self._method_checks, "objective": self._objective_checks}
+                    "method": self._method_checks, "objective": self._objective_checks,
+                    "score": self._score_checks}
         for component in components:
             checks += builders[component.kind](component)
         return checks, left_out

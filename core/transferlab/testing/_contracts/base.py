@@ -100,7 +100,8 @@ class SuiteBase:
             # a setting that names another component is checked against the registries when
             # the cell is validated, not when the method is constructed
             refers = param is not None and param.refers_to is not None
-            if c.kind == "method" and isinstance(entry.factory, type) and not refers:
+            if c.kind in ("method", "score") and isinstance(entry.factory, type) \
+                    and not refers:
                 self._expect_rejected(c, label, named,
                                       lambda given=given: entry.factory(name, **given),
                                       constructing=True)

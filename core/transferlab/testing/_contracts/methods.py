@@ -28,6 +28,14 @@ from transferlab.testing._tiny import TinyBackbone, TinyTask
 __all__ = ["TINY_BUDGET", "MethodChecks"]
 
 TINY_BUDGET = Budget(epochs=2, steps=4)
+SOURCE_CLASSES = 5  # the tiny backbone's source head, for methods with needs_source_head
+
+
+def _tiny_backbone(method: TransferMethod, modality: str, name: str | None = None
+                   ) -> TinyBackbone:
+    """The kit's tiny backbone, with a source head when the method declares it needs one."""
+    classes = SOURCE_CLASSES if method.needs_source_head else 0
+    return TinyBackbone(modality, name=name, source_classes=classes)
 
 
 @dataclass
@@ -135,7 +143,7 @@ class MethodChecks(SuiteBase):
 
     def _fit(self, c: Component, modality: str) -> _Fitted:
         method = self.method(c)
-        backbone, task = TinyBackbone(modality), TinyTask(modality)
+        backbone, task = _tiny_backbone(method, modality), TinyTask(modality)
         try:
             method.check(backbone, task)
         except TransferlabError as exc:
@@ -244,7 +252,8 @@ class MethodChecks(SuiteBase):
             written = attempt("predictor.save(path)", lambda: predictor.save(target),
                               "save must write the fitted predictor to the path")
             path = Path(written) if isinstance(written, str | Path) else target
-            fresh = TinyBackbone(fitted.backbone.modality, name=fitted.backbone.name)
+            fresh = _tiny_backbone(fitted.method, fitted.backbone.modality,
+                                   fitted.backbone.name)
             kwargs: dict[str, Any] = {}
             rebuild = getattr(type(fitted.method), "rebuild", None)
             if rebuild is not None and "rebuild" in inspect.signature(load).parameters:
@@ -287,7 +296,7 @@ class MethodChecks(SuiteBase):
 
         modality = self._modality(c)
         method = self.method(c)
-        backbone = TinyBackbone(modality)
+        backbone = _tiny_backbone(method, modality)
         source, target = TinyTask(modality), TinyTask(modality, shift=True)
         ctx = RunContext(seed=0, progress=False, budget=TINY_BUDGET, registries=self.registries)
         ctx.seed_everything()

@@ -14,7 +14,8 @@ __all__ = ["ObjectiveChecks"]
 
 
 class ObjectiveChecks(SuiteBase):
-    """``objective[NAME]::...``: finite loss and gradients, parameters."""
+    """``objective[NAME]::...``: finite loss and gradients, parameters. The tiny batch has
+    ``inputs``, ``labels`` and a ``teacher`` tensor ``[5, 3]`` (distillation targets)."""
 
     def _objective_checks(self, c: Component) -> list[Check]:
         label = c.label
@@ -46,7 +47,10 @@ class ObjectiveChecks(SuiteBase):
             for weight in model.parameters():
                 weight.copy_(torch.randn(weight.shape, generator=generator))
         inputs = torch.randn(5, 6, generator=generator)
-        batch = {"inputs": inputs, "labels": torch.tensor([0, 1, 2, 0, 1])}
+        # a per-example teacher tensor, as distillation methods add to each batch (their
+        # objectives read batch["teacher"]: logits over the 3 classes, or embeddings)
+        batch = {"inputs": inputs, "labels": torch.tensor([0, 1, 2, 0, 1]),
+                 "teacher": torch.randn(5, 3, generator=generator)}
         attempt("setup(model)", lambda: objective.setup(model),
                 "setup(model) may only bind to the model's weights")
         loss = attempt("objective(outputs, batch)", lambda: objective(model(inputs) * scale,

@@ -1,0 +1,405 @@
+"""``transferlab relate``: the task-relation map, on tiny synthetic backbones and tasks.
+
+A test plugin registers ``tiny:*`` (the conformance kit's two-layer MLP, loading ``@PATH``
+checkpoints like the real families do), three tiny image tasks whose labels relate in
+different ways, and ``forgetful:*``, a family that ignores ``@PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import xml.etree.ElementTree as ET
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import entry_points_named
+from transferlab import hookimpl
+from transferlab.api import Split
+from transferlab.cli import cli
+from transferlab.errors import IncompatibleError, ParamError
+from transferlab.harness import relations
+from transferlab.harness.cell import Cell, run_cell
+from transferlab.harness.relations import Gain, plan_relations, relation_map, transfer_gains
+from transferlab.harness.store import SCHEMA, ResultsStore
+from transferlab.params import Param
+from transferlab.plugins import PluginHost, use_host
+from transferlab.testing import TinyBackbone, TinyTask
+
+pytest.importorskip("torch")
+
+TASKS = ("tiny-a", "tiny-b", "tiny-c")
+FAST = ["-p", "max_steps=4", "-p", "val_fraction=0", "-p", "batch_size=8"]
+TRANSFERS = ["--transfer-method", "linear-probe",
+             "--transfer-method", "finetune[batch_size=8,max_steps=2,val_fraction=0]"]
+
+
+class CheckpointedTiny(TinyBackbone):
+    """The kit's tiny MLP under ``tiny:NAME``; ``tiny:NAME@PATH`` loads a checkpoint."""
+
+    def __init__(self, name: str, *, init_seed: int = 0) -> None:
+        from transferlab.checkpoint import load_checkpoint
+
+        super().__init__("image", name=name, init_seed=init_seed)
+        base, _, tag = name.partition("@")
+        if tag and not name.startswith("forgetful:"):
+            load_checkpoint(tag, self.model, expected_name=base)
+
+
+class PermutedTask(TinyTask):
+    """The tiny image task with its labels permuted (same inputs, other label meaning)."""
+
+    def _load_split(self, split: str) -> Split:
+        data = super()._load_split(split)
+        return Split(data.inputs, np.array([2, 0, 1])[data.labels])
+
+
+class RelatePlugin:
+    @hookimpl
+    def register_backbones(self, register):
+        for family in ("tiny:*", "forgetful:*"):
+            register(family, CheckpointedTiny, summary="tiny MLP", modality="image",
+                     params=(Param("init_seed", int, 0, "weights seed"),))
+
+    @hookimpl
+    def register_tasks(self, register):
+        register("tiny-a", lambda name: TinyTask("image", name=name), summary="bands")
+        register("tiny-b", lambda name: TinyTask("image", shift=True, name=name),
+                 summary="brighter bands")
+        register("tiny-c", lambda name: PermutedTask("image", name=name),
+                 summary="bands, labels permuted")
+        register("tiny-text", lambda name: TinyTask("text", name=name), summary="text")
+
+
+@pytest.fixture
+def host():
+    host = PluginHost()
+    host.load_entry_points(entry_points_named("feature", "parameter", "objectives"))
+    host.add_plugin(RelatePlugin(), "relate-test")
+    with use_host(host):
+        yield host
+
+
+def _relate(runner, tmp_path: Path, *args: str, tasks=TASKS, backbone="tiny:mlp"):
+    command = ["relate", "-b", backbone, *[a for t in tasks for a in ("-t", t)], *FAST,
+               *TRANSFERS, "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "ckpt"),
+               "--no-progress", *args]
+    return runner.invoke(cli, command)
+
+
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory):
+    """A folder where the three-task map has been computed once (results file, checkpoints,
+    feature cache); tests that only read the output re-run it there, which resumes."""
+    from click.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("relate")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRANSFERLAB_CACHE", str(folder / "feature-cache"))
+        host = PluginHost()
+        host.load_entry_points(entry_points_named("feature", "parameter", "objectives"))
+        host.add_plugin(RelatePlugin(), "relate-test")
+        with use_host(host):
+            result = _relate(CliRunner(), folder)
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def _result_rows(db: Path) -> int:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+def test_a_fine_tuned_backbone_reloads_as_name_at_path_with_identical_weights(host, tmp_path):
+    """Bug caught: a save that writes the pretrained weights (the fit trained a copy) or the
+    head along with the backbone (it would not load into a fresh backbone), or an
+    ``after_fit`` hook called before training, so the checkpoint holds untrained weights."""
+    import torch
+
+    registries = host.registries
+    trained: dict[str, torch.Tensor] = {}
+    path = tmp_path / "a.safetensors"
+
+    def after_fit(backbone, predictor):
+        trained.update({k: v.detach().clone() for k, v in backbone.module.state_dict().items()})
+        backbone.save(path)
+
+    cell = Cell("tiny:mlp", "tiny-a", "finetune",
+                {"max_steps": 4, "val_fraction": 0, "batch_size": 8}, seed=0)
+    result = run_cell(cell, registries, progress=False, after_fit=after_fit)
+    assert result.status == "ok", result.error
+    restored = registries.backbones.create(f"tiny:mlp@{path}").module.state_dict()
+    original = registries.backbones.create("tiny:mlp").module.state_dict()
+    assert restored.keys() == trained.keys()
+    assert all(torch.equal(restored[k], trained[k]) for k in trained)
+    assert not all(torch.equal(original[k], trained[k]) for k in trained)  # it did train
+
+
+def test_timm_checkpoint_keeps_the_normalisation_it_was_trained_with(tmp_path):
+    """Bug caught: ``timm:ARCH@PATH`` preprocessing with timm's ImageNet statistics while the
+    offline EfficientNet-Lite weights were fine-tuned with mean = std = 0.5, so every
+    fine-tuned checkpoint looks worse than it is and every relation gain is biased down."""
+    from transferlab_timm.backbone import TimmBackbone
+
+    source = TimmBackbone("timm:test_efficientnet@random", img_size=32)
+    source.data_config["mean"] = (0.5, 0.5, 0.5)  # as the offline weights set it
+    source.data_config["std"] = (0.5, 0.5, 0.5)
+    path = source.save(tmp_path / "t.safetensors")
+    restored = TimmBackbone(f"timm:test_efficientnet@{path}", img_size=32)
+    assert tuple(restored.data_config["mean"]) == (0.5, 0.5, 0.5)
+    assert tuple(restored.data_config["std"]) == (0.5, 0.5, 0.5)
+    images = [np.full((20, 20, 3), 200, dtype=np.uint8)]
+    batch = restored.preprocess(images)
+    assert float(batch.max()) == pytest.approx((200 / 255 - 0.5) / 0.5, abs=1e-4)
+    for key, tensor in source.module.state_dict().items():
+        assert np.array_equal(tensor.numpy(), restored.module.state_dict()[key].numpy())
+
+
+def test_a_family_that_ignores_at_path_is_refused_and_leaves_no_checkpoint(
+        host, runner, tmp_path):
+    """Bug caught: a backbone family that builds its pretrained weights whatever the ``@PATH``
+    says would make every 'fine-tuned' backbone the original, a map of zero gains that
+    looks like a finding; the checkpoint must not be left behind for a resume to reuse."""
+    result = _relate(runner, tmp_path, tasks=TASKS[:2], backbone="forgetful:mlp")
+    assert result.exit_code == 1
+    assert "does not restore the weights saved after fine-tuning" in result.output
+    assert not list((tmp_path / "ckpt").rglob("*.safetensors"))
+
+
+# --- the gains -----------------------------------------------------------------------------
+
+
+def test_gains_subtract_the_original_backbone_on_the_target_paired_by_seed():
+    """Bug caught: subtracting the baseline of the source task instead of the target, a
+    transposed matrix, or pairing seed 0 of one side with seed 1 of the other."""
+    accuracy = {
+        (None, "a", 0): 0.50, (None, "a", 1): 0.60,
+        (None, "b", 0): 0.70, (None, "b", 1): 0.80,
+        ("a", "b", 0): 0.75, ("a", "b", 1): 0.81,   # gains +0.05, +0.01
+        ("b", "a", 0): 0.40, ("b", "a", 1): 0.50,   # gains -0.10, -0.10
+    }
+    gains = {(g.source, g.target): g for g in transfer_gains(accuracy, ["a", "b"], [0, 1])}
+    assert set(gains) == {("a", "b"), ("b", "a")}
+    ab, ba = gains[("a", "b")], gains[("b", "a")]
+    assert ab.gain == pytest.approx(0.03) and ba.gain == pytest.approx(-0.10)
+    assert ab.accuracy == pytest.approx(0.78) and ab.baseline == pytest.approx(0.75)
+    # half-width: t(0.975, 1) * std([0.05, 0.01]) / sqrt(2) = 12.7062 * 0.028284 / 1.41421
+    assert ab.ci95 == pytest.approx(12.7062047 * math.sqrt(0.0008) / math.sqrt(2), rel=1e-6)
+    assert ab.verdict == "unclear" and ba.verdict == "hurts" and ba.ci95 == pytest.approx(0)
+
+
+def test_gains_use_only_seeds_with_both_sides_and_say_missing_otherwise():
+    """Bug caught: averaging a source's seeds against the baseline's other seeds (an
+    unpaired difference), or a KeyError when one cell failed."""
+    accuracy = {(None, "b", 0): 0.5, (None, "b", 1): 0.9, ("a", "b", 1): 0.8}
+    gains = {(g.source, g.target): g for g in transfer_gains(accuracy, ["a", "b"], [0, 1])}
+    assert gains[("a", "b")].gain == pytest.approx(-0.1) and gains[("a", "b")].seeds == 1
+    assert gains[("a", "b")].ci95 is None and gains[("a", "b")].verdict == "hurts"
+    assert gains[("b", "a")] == Gain("b", "a", None, None, 0, None, None)
+    assert gains[("b", "a")].verdict == "missing"
+
+
+def test_relation_map_reads_each_cell_by_its_key(host, tmp_path):
+    """Bug caught: looking results up by backbone and task alone, which mixes transfer
+    methods and seeds, or taking an older row of a re-run cell instead of the latest."""
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe", "knn"], seeds=[0],
+                          out=tmp_path / "ckpt")
+    table = {(None, "tiny-a"): 0.5, (None, "tiny-b"): 0.6, ("tiny-a", "tiny-b"): 0.9,
+             ("tiny-b", "tiny-a"): 0.3}
+    rows = []
+    for transfer in plan.transfers:
+        value = table[(transfer.source, transfer.target)]
+        if transfer.method == "knn":
+            value -= 0.25
+        rows.append({"cell_key": transfer.cell.key, "status": "ok",
+                     "metrics": {"accuracy": 0.0}})  # an older row, superseded below
+        rows.append({"cell_key": transfer.cell.key, "status": "ok",
+                     "metrics": {"accuracy": value}})
+    rows.append({"cell_key": plan.fits[0].cell.key, "status": "ok",
+                 "metrics": {"accuracy": 0.95}})
+    found = relation_map(plan, rows)
+    assert found.matrix("linear-probe") == [[None, pytest.approx(0.3)],
+                                            [pytest.approx(-0.2), None]]
+    assert found.matrix("knn") == [[None, pytest.approx(0.3)], [pytest.approx(-0.2), None]]
+    assert found.baselines["knn"] == {"tiny-a": 0.25, "tiny-b": pytest.approx(0.35)}
+    assert found.fine_tuned == {"tiny-a": 0.95, "tiny-b": None}
+    assert [g.verdict for g in found.gains["linear-probe"]] == ["helps", "hurts"]
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def test_relate_stores_every_cell_and_the_map_and_resume_reruns_nothing(
+        host, runner, tmp_path, monkeypatch):
+    """Bug caught: a re-run that fine-tunes again although the checkpoints are there, or
+    re-runs finished transfer cells (a resume that is not one), or a map not stored."""
+    fits = []
+    real = relations.run_cell
+    monkeypatch.setattr(relations, "run_cell",
+                        lambda *a, **k: fits.append(a[0]) or real(*a, **k))
+    first = _relate(runner, tmp_path, tasks=TASKS[:2])
+    assert first.exit_code == 0, first.output
+    db = tmp_path / "r.sqlite"
+    stored = _result_rows(db)
+    assert stored == 2 + 2 * (2 + 2)  # 2 fine-tunes; per transfer method 2 baselines + 2
+    assert len(fits) == stored
+    assert len(list((tmp_path / "ckpt").rglob("*.safetensors"))) == 2
+
+    fits.clear()
+    second = _relate(runner, tmp_path, tasks=TASKS[:2])
+    assert second.exit_code == 0, second.output
+    assert fits == [] and _result_rows(db) == stored
+    maps = ResultsStore(db).relations()
+    assert len(maps) == 2 and maps[0]["relation_map"] == maps[1]["relation_map"]
+    assert maps[1]["tasks"] == list(TASKS[:2]) and maps[1]["method"] == "finetune"
+
+    # one checkpoint lost: only its fine-tune runs again; its transfers are finished cells
+    lost = next((tmp_path / "ckpt").rglob("tiny-b-*.safetensors"))
+    lost.unlink()
+    third = _relate(runner, tmp_path, tasks=TASKS[:2])
+    assert third.exit_code == 0, third.output
+    assert [c.task for c in fits] == ["tiny-b"] and lost.is_file()
+
+
+def test_json_output_shape(host, runner, mapped):
+    """Bug caught: a JSON map whose rows are targets instead of sources, a diagonal that is
+    0 instead of null (it was never measured), or transfer methods under other names."""
+    result = _relate(runner, mapped, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tasks"] == list(TASKS) and data["seeds"] == [0]
+    assert data["backbone"] == "tiny:mlp" and data["params"]["max_steps"] == 4
+    assert [t["transfer_method"] for t in data["transfers"]] == [
+        "linear-probe", "finetune[batch_size=8,max_steps=2,val_fraction=0]"]
+    for transfer in data["transfers"]:
+        assert set(transfer["gain"]) == set(TASKS)
+        for source, row in transfer["gain"].items():
+            assert set(row) == set(TASKS) and row[source] is None
+            assert all(isinstance(v, float) for t, v in row.items() if t != source)
+        assert set(transfer["baseline"]) == set(TASKS)
+        assert len(transfer["pairs"]) == 6
+        pair = transfer["pairs"][0]
+        assert pair["gain"] == pytest.approx(pair["accuracy"] - pair["baseline"])
+        assert transfer["gain"][pair["source"]][pair["target"]] == pair["gain"]
+        assert pair["verdict"] in ("helps", "hurts", "no change")
+    assert set(data["checkpoints"]) == set(TASKS)
+    assert all(Path(p["0"]).is_file() for p in data["checkpoints"].values())
+
+
+def test_text_output_names_the_axes_and_which_transfers_help_or_hurt(host, runner, mapped):
+    """Bug caught: a table without the baseline row or axis names, or no verdicts."""
+    result = _relate(runner, mapped)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "fine-tuned on \\ transferred to" in out and "original backbone" in out
+    assert "linear-probe: accuracy gain over tiny:mlp" in out
+    assert any(word in out for word in ("helps", "hurts", "no change"))
+    assert "with one seed" in out
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_is_written_as_a_valid_file_of_its_suffix(host, runner, mapped, tmp_path, suffix):
+    """Bug caught: an SVG name holding PNG bytes (format not taken from the suffix), or no
+    file at all when the command succeeds."""
+    plot = tmp_path / "plots" / f"map{suffix}"
+    result = _relate(runner, mapped, "--plot", str(plot))
+    assert result.exit_code == 0, result.output
+    data = plot.read_bytes()
+    if suffix == ".png":
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    else:
+        root = ET.fromstring(data)
+        assert root.tag.endswith("svg")
+        text = data.decode()
+        assert "fine-tuned on" in text and "transferred to" in text
+
+
+def test_bad_plot_suffix_is_refused_before_any_work(host, runner, tmp_path):
+    """Bug caught: a map computed for minutes, then lost to a plot it cannot write."""
+    result = _relate(runner, tmp_path, "--plot", str(tmp_path / "map.jpg"))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: plot file {tmp_path / 'map.jpg'} must end in .png or .svg; the suffix picks"
+        " the format"]
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_a_bad_task_name_is_one_line_before_any_work(host, runner, tmp_path):
+    """Bug caught: a typo found after the other tasks were fine-tuned, or a traceback."""
+    result = _relate(runner, tmp_path, tasks=("tiny-a", "tiny-bb"))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: unknown task 'tiny-bb'.")
+    assert "Did you mean 'tiny-b'" in lines[0]
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.parametrize("tasks", [("tiny-a",), ("tiny-a", "tiny-a")])
+def test_fewer_than_two_tasks_are_refused_clearly(host, runner, tmp_path, tasks):
+    """Bug caught: a one-task 'map' of nothing but a diagonal, run and stored, or one task
+    given twice counted as two."""
+    result = _relate(runner, tmp_path, tasks=tasks)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert ("at least two tasks" in lines[0]) or ("given twice" in lines[0])
+
+
+def test_a_method_that_does_not_train_the_backbone_is_refused(host):
+    """Bug caught: ``-m linear-probe`` 'fine-tunes' nothing, so every checkpoint would be the
+    original backbone and every gain zero."""
+    with pytest.raises(IncompatibleError, match="does not train the backbone's weights"):
+        plan_relations("tiny:mlp", TASKS, host.registries, method="linear-probe")
+
+
+def test_tasks_of_two_modalities_are_refused(host):
+    """Bug caught: an image backbone fine-tuned on a text task fails cell after cell."""
+    with pytest.raises(IncompatibleError, match="share one modality"):
+        plan_relations("tiny:mlp", ["tiny-a", "tiny-text"], host.registries)
+
+
+def test_checkpoint_names_hold_the_fine_tuning_cell_key(host, tmp_path):
+    """Bug caught: a checkpoint of ``finetune[epochs=1]`` reused for ``finetune[epochs=5]``
+    (or another seed) because the file name said only backbone and task."""
+    plans = [plan_relations("tiny:mlp", TASKS[:2], host.registries, params=params,
+                            seeds=seeds, out=tmp_path) for params, seeds in
+             (({"epochs": 1}, [0]), ({"epochs": 5}, [0]), ({"epochs": 1}, [1]))]
+    names = {fit.checkpoint for plan in plans for fit in plan.fits}
+    assert len(names) == 6
+    fit = plans[0].fits[0]
+    assert fit.checkpoint.parent == tmp_path / "tiny-mlp"
+    assert fit.checkpoint.name.startswith("tiny-a-s0-") and fit.backbone.startswith("tiny:mlp@")
+
+
+def test_plan_rejects_no_seed_or_no_transfer_method(host):
+    """Bug caught: an empty map stored as if it were a result."""
+    with pytest.raises(ParamError, match="at least one seed"):
+        plan_relations("tiny:mlp", TASKS, host.registries, seeds=[])
+    with pytest.raises(ParamError, match="transfer method"):
+        plan_relations("tiny:mlp", TASKS, host.registries, transfer_methods=[])
+
+
+def test_an_older_results_file_gains_the_relations_table_and_keeps_its_rows(tmp_path):
+    """Bug caught: a schema change that fails on, or drops rows of, a file made before
+    relation maps existed."""
+    db = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT INTO results (cell_key, backbone, task, method, params,"
+                     " backbone_params, seed, status, metrics, environment, finished_at)"
+                     " VALUES ('k', 'b', 't', 'm', '{}', '{}', 0, 'ok', '{\"accuracy\": 1}',"
+                     " '{}', 'now')")
+    store = ResultsStore(db)
+    assert len(store.rows()) == 1
+    row_id = store.add_relation({"backbone": "b", "method": "finetune", "tasks": ["x", "y"],
+                                 "seeds": [0], "transfers": []})
+    assert row_id == 1 and store.relations()[0]["relation_map"]["tasks"] == ["x", "y"]
+    assert len(ResultsStore(db).rows()) == 1 and len(ResultsStore(db).relations()) == 1
