@@ -62,7 +62,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # the public training API (issue 9)
     "method": ("transferlab/training/method.py", ("test_training_api.py", "test_lpft.py",
                                                   "test_gradient_method.py")),
-    "loop": ("transferlab/training/loop.py", ("test_training.py",)),
+    "loop": ("transferlab/training/loop.py", ("test_training.py", "test_loop.py")),
     "losses": ("transferlab/training/losses.py", ("test_training.py", "test_training_api.py")),
 }
 
