@@ -5,6 +5,7 @@ schedule, so every update is the accumulated gradient itself and can be recomput
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -45,12 +46,12 @@ def test_plan_counts_micro_batches_steps_and_shards(n, batch_size, accumulate, b
 
 def test_train_result_summary_is_flat_and_rounded():
     """Bug caught: a summary field dropped, renamed or unrounded in the stored cell."""
-    result = TrainResult(steps=3, epochs=2, examples=10, train_seconds=1.23456,
+    result = TrainResult(steps=3, epochs=2, examples=10, train_seconds=2.9996,
                          stop_reason="steps", best_epoch=1, val_accuracy=0.5,
                          history=[{"epoch": 1}])
     assert result.summary() == {
         "steps": 3, "epochs": 2, "stop_reason": "steps", "best_epoch": 1,
-        "val_accuracy": 0.5, "train_seconds": 1.235, "train_examples_per_s": 8.1}
+        "val_accuracy": 0.5, "train_seconds": 3.0, "train_examples_per_s": 3.33}
     assert TrainResult(examples=5).examples_per_second == 0.0  # no time measured: not inf
 
 
@@ -137,3 +138,103 @@ def test_step_and_time_budgets_stop_inside_an_epoch():
     _, _, _, timed, losses, _, _ = _epoch(12, 2, _config(1, epochs=1, seconds=1.0),
                                           start=time.perf_counter() - 10)
     assert (timed.steps, timed.stop_reason, len(losses)) == (1, "seconds", 1)
+
+
+class _Clock:
+    """A perf_counter that advances exactly one second per call."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+class _RecordingObjective(_MeanSquared):
+    def setup(self, model):
+        self.model = model
+
+
+def test_train_follows_each_epochs_shuffled_order_and_records_every_epoch(monkeypatch):
+    """``train`` end to end with SGD at lr 1 and a constant schedule. Bugs caught: epochs not
+    shuffled by (seed, epoch) or the order not passed on; the objective set up without the
+    model; a history record with a wrong key, mean loss or learning rate; the callback not
+    given the record; train time overwritten instead of summed over epochs; the progress bar
+    not sized to the plan or not named; validation loss not recorded; a steps-only budget
+    refused."""
+    from types import SimpleNamespace
+
+    from transferlab.api import RunContext
+    from transferlab.training import loop
+    from transferlab.training.data import shuffled
+
+    monkeypatch.setattr(loop, "build_optimizer",
+                        lambda groups, betas: torch.optim.SGD(groups[0]["params"], lr=1.0))
+    monkeypatch.setattr(loop, "build_scheduler", lambda optimizer, total, warmup:
+                        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0))
+    clock = _Clock()
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    n, batch_size, seed = 6, 2, 3
+    inputs = [np.random.RandomState(i).randn(3).astype(np.float32) for i in range(n)]
+    data = BatchSource(Split(inputs, np.zeros(n)), lambda xs: torch.as_tensor(np.stack(xs)),
+                       batch_size)
+    x = torch.as_tensor(np.stack(inputs))
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2, bias=False)
+    weight = model.weight.detach().clone()
+    ctx = RunContext(seed=seed, progress=False)
+    bars = []
+
+    @contextlib.contextmanager
+    def progress_bar(total, desc):
+        bars.append((total, desc))
+        yield lambda k: None
+
+    monkeypatch.setattr(ctx, "progress_bar", progress_bar)
+    objective, seen = _RecordingObjective(), []
+    config = TrainConfig(budget=Budget(epochs=2), batch_size=batch_size, grad_clip=0.0,
+                         patience=0)
+    result = loop.train(model, data, None, objective, [{"params": [model.weight]}], config,
+                        ctx, on_epoch_end=seen.append)
+    expected_history = []
+    for epoch in range(2):
+        order = shuffled(n, seed, epoch)
+        losses = []
+        for start in range(0, n, batch_size):
+            batch = x[order[start: start + batch_size]]
+            losses.append(float(0.5 * ((batch @ weight.T) ** 2).sum(dim=1).mean()))
+            weight = weight - (weight @ batch.T) @ batch / len(batch)
+        expected_history.append((epoch + 1, sum(losses) / len(losses), 1.0))
+    torch.testing.assert_close(model.weight.detach(), weight, rtol=1e-5, atol=1e-6)
+    assert [(r["epoch"], r["lr"]) for r in result.history] == [(e, lr) for e, _, lr in
+                                                                 expected_history]
+    assert [r["train_loss"] for r in result.history] == pytest.approx(
+        [loss for _, loss, _ in expected_history], rel=1e-5)
+    assert seen == result.history and objective.model is model
+    assert (result.epochs, result.steps, result.stop_reason) == (2, 6, "epochs")
+    assert result.train_seconds == 2.0  # one fake second per epoch, summed
+    assert bars == [(6, "train")]
+    validated = loop.train(model, data, data, objective, [{"params": [model.weight]}], config,
+                           ctx, on_epoch_end=seen.append)
+    assert all(set(r) == {"epoch", "train_loss", "lr", "val_accuracy", "val_loss"}
+               and r["val_loss"] > 0 for r in validated.history)
+    assert seen[2:] == validated.history and validated.best_epoch in (1, 2)
+    steps_only = TrainConfig(budget=Budget(steps=4), batch_size=batch_size, patience=0)
+    again = loop.train(model, data, None, objective, [{"params": [model.weight]}],
+                       steps_only, ctx)
+    assert (again.steps, again.epochs, again.stop_reason) == (4, 2, "steps")
+
+
+def test_the_time_budget_stops_at_exactly_its_limit(monkeypatch):
+    """Bugs caught: elapsed time computed with the wrong sign, or a budget reached exactly
+    not counted as spent."""
+    from types import SimpleNamespace
+
+    from transferlab.training import loop
+
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: 1000.0))
+    *_, spent, _, _, _ = _epoch(8, 2, _config(1, epochs=1, seconds=5.0), start=995.0)
+    assert (spent.steps, spent.stop_reason) == (1, "seconds")
+    *_, fresh, _, _, _ = _epoch(8, 2, _config(1, epochs=1, seconds=1500.0), start=999.0)
+    assert (fresh.steps, fresh.stop_reason) == (4, "")
