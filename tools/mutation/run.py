@@ -64,7 +64,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "method": ("transferlab/training/method.py", ("test_training_api.py", "test_lpft.py",
                                                   "test_gradient_method.py")),
     "loop": ("transferlab/training/loop.py", ("test_training.py", "test_loop.py")),
-    "losses": ("transferlab/training/losses.py", ("test_training.py", "test_training_api.py")),
+    "losses": ("transferlab/training/losses.py", ("test_training.py", "test_training_api.py",
+                                                  "test_losses.py")),
     # relational transfer (issue 11): score validation and the task-relation map
     "ranking": ("transferlab/harness/ranking.py", ("test_rank.py",)),
     "relations": ("transferlab/harness/relations.py", ("test_relate.py",)),
