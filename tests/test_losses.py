@@ -63,6 +63,8 @@ def test_a_zero_or_empty_penalty_is_a_constant_zero_scalar():
     model = _model()
     off = L2Penalty(0.0).bind(model.parameters())()
     assert off.shape == () and float(off) == 0.0 and not off.requires_grad
+    lone = L2Penalty(0.0).bind([torch.nn.Parameter(torch.ones(1))])()
+    assert lone.shape == () and float(lone) == 0.0  # one weight: its device, no IndexError
     empty = L2Penalty(1.0)()
     assert empty.shape == () and float(empty) == 0.0
 
