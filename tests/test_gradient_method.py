@@ -85,3 +85,91 @@ def test_the_predictor_records_how_many_examples_trained_and_validated(registrie
     assert (split.extra["train_size"], split.extra["val_size"]) == (
         len(carved.train), len(carved.val))
     assert len(carved.val) > 1 and len(carved.train) + len(carved.val) == 40
+
+
+class _Recorder:
+    """What the fit sequence handed a method's hooks."""
+
+    def __init__(self):
+        self.seen = {}
+
+
+def _recording_method(recorder):
+    from transferlab.training import Callback, GradientMethod
+    from transferlab.training.schedule import decay_groups
+
+    class Watcher(Callback):
+        def on_stage_start(self, state):
+            recorder.seen["callback_method"] = state.method
+
+    class Recording(GradientMethod):
+        name = "recording"
+
+        def configure(self, model, state):
+            for _, param in model.body_parameters():
+                param.requires_grad_(True)
+            return decay_groups(model.body_parameters(), 1e-3, 0.0, "backbone")
+
+        def stages(self, state):
+            recorder.seen["stages_state"] = state
+            return super().stages(state)
+
+        def callbacks(self, state):
+            recorder.seen["callbacks_state"] = state
+            return [Watcher()]
+
+        def extend_objective(self, objective, model):
+            recorder.seen["objective"], recorder.seen["model"] = objective, model
+            return objective
+
+        def structure(self):
+            return {"shape": "recorded"}
+
+    return Recording
+
+
+def test_the_fit_sequence_hands_every_hook_the_run_it_belongs_to(registries, monkeypatch):
+    """Bugs caught: the run's budget cap ignored by a stage, the objective built from the
+    process's plugins instead of the run's registries, hooks given no state or model, the
+    validation split dropped, the progress bar unnamed, the predictor without the method's
+    name or structure."""
+    import contextlib
+
+    from transferlab.api import Budget
+    from transferlab.hookspecs import hookimpl
+    from transferlab.plugins import PluginHost
+    from transferlab.training import FitState, ModelPredictor
+    from transferlab_objectives.losses import CrossEntropy
+
+    class RunOnly:
+        @hookimpl
+        def register_objectives(self, register):
+            register("run-only-loss", lambda name: CrossEntropy())
+
+    host = PluginHost()
+    host.load_entry_points()
+    host.add_plugin(RunOnly(), "run-only")
+    recorder = _Recorder()
+    method = _recording_method(recorder)(max_steps=5, batch_size=8, val_fraction=0.25,
+                                         objective="run-only-loss")
+    ctx = RunContext(seed=0, progress=False, registries=host.registries, budget=Budget(steps=2))
+    bars = []
+
+    @contextlib.contextmanager
+    def progress_bar(total, desc):
+        bars.append(desc)
+        yield lambda k: None
+
+    monkeypatch.setattr(ctx, "progress_bar", progress_bar)
+    task = small_digits(40, 10)
+    predictor = method.fit(registries.backbones.create(TINY, {"img_size": 32}), task, ctx)
+    seen = recorder.seen
+    assert predictor.extra["steps"] == 2  # the run's cap, not max_steps=5
+    assert isinstance(seen["objective"], CrossEntropy)
+    assert isinstance(seen["stages_state"], FitState) and seen["callbacks_state"] is seen[
+        "stages_state"]
+    assert seen["callback_method"] is method and seen["model"] is predictor.model
+    assert predictor.extra["val_accuracy"] is not None and predictor.extra["val_size"] > 0
+    assert bars == [f"recording {task.name}"]
+    assert type(predictor) is ModelPredictor
+    assert (predictor.method, predictor.structure) == ("recording", {"shape": "recorded"})
