@@ -57,7 +57,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "metrics": ("transferlab/harness/metrics.py", ("test_harness.py",)),
     "stopping": ("transferlab/training/stopping.py", ("test_training.py",)),
     "schedule": ("transferlab/training/schedule.py", ("test_training.py",)),
-    "data": ("transferlab/training/data.py", ("test_training.py", "test_distill.py")),
+    "data": ("transferlab/training/data.py", ("test_training.py", "test_distill.py",
+                                              "test_batch_source.py")),
     "config": ("transferlab/training/config.py", ("test_training.py",)),
     "mteb": ("transferlab_feature/mteb.py", ("test_feature_methods.py",)),
     # the public training API (issue 9)
