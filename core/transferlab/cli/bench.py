@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from transferlab.cli.options import data_dir_option, db_option
+from transferlab.cli.options import data_dir_option, db_option, device_option
 from transferlab.harness.cell import Cell, CellResult
 from transferlab.harness.report import FORMATS
 
@@ -33,7 +33,7 @@ def _shared_features() -> object:
 @click.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--executor", default="local", show_default=True, help="local or process.")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@device_option
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="markdown")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @data_dir_option

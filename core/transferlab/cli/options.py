@@ -29,3 +29,8 @@ def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
+
+
+def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--device", default=None,
+                        help="cpu or cuda (default: cuda when available).")(func)

@@ -28,7 +28,7 @@ from typing import Any
 import click
 import numpy as np
 
-from transferlab.cli.options import data_dir_option, db_option, json_option
+from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
 from transferlab.harness.ranking import BackboneId
 
 SPLIT = "train"
@@ -452,7 +452,7 @@ def _note(skip: dict[str, str]) -> str:
               " finetune.")
 @click.option("--metric", default="accuracy", show_default=True,
               help="Measured metric --validate compares with.")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@device_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @data_dir_option
 @db_option

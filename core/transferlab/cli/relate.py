@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from transferlab.cli.options import data_dir_option, db_option, json_option
+from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
 from transferlab.params import parse_assignments
 
 
@@ -89,7 +89,7 @@ def _verdicts(found: Any) -> list[str]:
               " keys: resume from the same folder with the same --out.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Write the heat maps to FILE (.png or .svg).")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@device_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars and notes.")
 @data_dir_option
 @db_option

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from transferlab.cli.options import data_dir_option, db_option, json_option
+from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
 from transferlab.params import parse_assignments
 
 
@@ -27,7 +27,7 @@ from transferlab.params import parse_assignments
 @click.option("-B", "--backbone-param", "backbone_params", multiple=True, metavar="KEY=VALUE",
               help="Backbone parameter (e.g. img_size=96); repeatable.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@device_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @data_dir_option
 @db_option
