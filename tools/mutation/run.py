@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "cell": ("transferlab/harness/cell.py", ("test_harness.py", "test_domain_adaptation.py")),
     "suite": ("transferlab/harness/suite.py", ("test_harness.py", "test_domain_adaptation.py")),
     "store": ("transferlab/harness/store.py", ("test_harness.py", "test_rank.py",
-                                               "test_relate.py")),
+                                               "test_relate.py", "test_store_tables.py")),
     "features": ("transferlab/harness/features.py", ("test_cache.py",)),
     "report": ("transferlab/harness/report.py", ("test_harness.py",)),
     "metrics": ("transferlab/harness/metrics.py", ("test_harness.py",)),
