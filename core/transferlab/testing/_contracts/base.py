@@ -54,6 +54,20 @@ def attempt(what: str, call: Callable[[], T], fix: str) -> T:
         raise ConformanceError(f"{what} raised {type(exc).__name__}: {exc}", fix) from exc
 
 
+def declared_traits(c: Component, kind: type[T]) -> type[T] | T:
+    """Where a component's class-level declarations (family, modalities, flags) are read:
+    its class when it registered one, else an instance built with the setting's parameters,
+    else ``kind`` itself (its defaults) when the factory fails or builds something else."""
+    factory = c.entry.factory
+    if isinstance(factory, type) and issubclass(factory, kind):
+        return factory
+    try:
+        made = c.entry.create(c.setting.name, c.setting.params)
+    except Exception:
+        return kind
+    return made if isinstance(made, kind) else kind
+
+
 def weights(backbone: Backbone) -> dict[str, np.ndarray]:
     """A copy of every tensor of the backbone's module (empty without one)."""
     module = backbone.module

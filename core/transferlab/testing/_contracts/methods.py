@@ -22,7 +22,14 @@ from transferlab.api import (
 )
 from transferlab.errors import TransferlabError
 from transferlab.testing._checks import Check, ConformanceError
-from transferlab.testing._contracts.base import Component, SuiteBase, attempt, valid_labels, weights
+from transferlab.testing._contracts.base import (
+    Component,
+    SuiteBase,
+    attempt,
+    declared_traits,
+    valid_labels,
+    weights,
+)
 from transferlab.testing._tiny import TinyBackbone, TinyTask
 
 __all__ = ["TINY_BUDGET", "MethodChecks"]
@@ -55,16 +62,8 @@ class MethodChecks(SuiteBase):
     backbones, domain adaptation, parameters."""
 
     def traits(self, c: Component) -> type[TransferMethod] | TransferMethod:
-        """Where the method's declarations are read: its class, or (for a factory) an
-        instance with the setting's parameters (the defaults when that fails)."""
-        factory = c.entry.factory
-        if isinstance(factory, type) and issubclass(factory, TransferMethod):
-            return factory
-        try:
-            made = c.entry.create(c.setting.name, c.setting.params)
-        except Exception:
-            return TransferMethod
-        return made if isinstance(made, TransferMethod) else TransferMethod
+        """Where the method's declarations are read (:func:`declared_traits`)."""
+        return declared_traits(c, TransferMethod)
 
     def _method_checks(self, c: Component) -> list[Check]:
         label, traits = c.label, self.traits(c)

@@ -18,7 +18,7 @@ import numpy as np
 from transferlab.api import TransferabilityScore
 from transferlab.errors import TransferlabError
 from transferlab.testing._checks import Check, ConformanceError, one_line
-from transferlab.testing._contracts.base import Component, SuiteBase, attempt
+from transferlab.testing._contracts.base import Component, SuiteBase, attempt, declared_traits
 
 __all__ = ["ScoreChecks"]
 
@@ -50,16 +50,8 @@ class ScoreChecks(SuiteBase):
     bad input, separable features above random ones, missing probabilities, parameters."""
 
     def score_traits(self, c: Component) -> type[TransferabilityScore] | TransferabilityScore:
-        """Where the score's declarations are read: its class, or (for a factory) an
-        instance with the setting's parameters (the base class when that fails)."""
-        factory = c.entry.factory
-        if isinstance(factory, type) and issubclass(factory, TransferabilityScore):
-            return factory
-        try:
-            made = c.entry.create(c.setting.name, c.setting.params)
-        except Exception:
-            return TransferabilityScore
-        return made if isinstance(made, TransferabilityScore) else TransferabilityScore
+        """Where the score's declarations are read (:func:`declared_traits`)."""
+        return declared_traits(c, TransferabilityScore)
 
     def _score_checks(self, c: Component) -> list[Check]:
         label, check = c.label, self._check
