@@ -74,3 +74,14 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def entry_points_named(*names: str) -> list[metadata.EntryPoint]:
     return [ep for ep in metadata.entry_points(group="transferlab") if ep.name in names]
+
+
+@pytest.fixture(scope="module")
+def registries():
+    """The installed plugins' registries, built once per test module (a module that needs
+    extra plugins defines its own ``registries``)."""
+    from transferlab.plugins import PluginHost
+
+    host = PluginHost()
+    host.load_entry_points()
+    return host.registries

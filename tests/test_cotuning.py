@@ -10,19 +10,11 @@ import pytest
 
 from fakes import small_digits
 from transferlab.api import RunContext
-from transferlab.plugins import PluginHost
 
 pytest.importorskip("torch")
 
 TINY = "timm:test_efficientnet@random"  # keeps timm's (random) 1000-class classifier
 FAST = {"max_steps": 6, "batch_size": 24, "val_fraction": 0.0}
-
-
-@pytest.fixture(scope="module")
-def registries():
-    host = PluginHost()
-    host.load_entry_points()
-    return host.registries
 
 
 def _fit(registries, method, task=None, **params):

@@ -37,13 +37,6 @@ class FadedDigits(DigitsTask):
         return "faded-" + super().fingerprint()
 
 
-@pytest.fixture(scope="module")
-def registries():
-    host = PluginHost()
-    host.load_entry_points()
-    return host.registries
-
-
 def _target_accuracy(method: TransferMethod) -> tuple[float, dict]:
     source, target = DigitsTask(), FadedDigits("faded")
     backbone = RawPixels("raw:pixels", **PIXELS)

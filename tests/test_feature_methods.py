@@ -31,13 +31,6 @@ FAST_ADAPTER = {"epochs": 25, "patience": 5, "hidden": 64}
 
 
 @pytest.fixture(scope="module")
-def registries():
-    host = PluginHost()
-    host.load_entry_points()
-    return host.registries
-
-
-@pytest.fixture(scope="module")
 def digits():
     return DigitsTask(), RawPixels("raw:pixels", **PIXELS)
 

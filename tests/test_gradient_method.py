@@ -17,13 +17,6 @@ TINY = "timm:test_efficientnet@random"
 FAST = {"max_steps": 2, "batch_size": 24, "val_fraction": 0.0}
 
 
-@pytest.fixture(scope="module")
-def registries():
-    host = PluginHost()
-    host.load_entry_points()
-    return host.registries
-
-
 def test_a_method_without_configure_says_which_class_must_implement_it(registries):
     """Bug caught: the error lost the class name, leaving a plugin author to guess which of
     their methods is incomplete."""
@@ -137,7 +130,6 @@ def test_the_fit_sequence_hands_every_hook_the_run_it_belongs_to(registries, mon
 
     from transferlab.api import Budget
     from transferlab.hookspecs import hookimpl
-    from transferlab.plugins import PluginHost
     from transferlab.training import FitState, ModelPredictor
     from transferlab_objectives.losses import CrossEntropy
 

@@ -33,13 +33,6 @@ from transferlab.plugins import PluginHost
 PIXELS = {"size": 8, "grayscale": True}
 
 
-@pytest.fixture(scope="module")
-def registries():
-    host = PluginHost()
-    host.load_entry_points()
-    return host.registries
-
-
 def test_run_cell_scores_and_records_costs(registries):
     result = run_cell(Cell("raw:pixels", "digits", "linear-probe", {}, PIXELS, 0), registries,
                       progress=False)

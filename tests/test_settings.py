@@ -13,17 +13,8 @@ from transferlab.api import Split, Task
 from transferlab.cli import cli
 from transferlab.errors import ParamError, UnknownNameError
 from transferlab.harness.cell import Cell, validate_cell
-from transferlab.plugins import PluginHost
 from transferlab.settings import Setting, parse_setting
 from transferlab.views import TaskView, create_task, validate_task
-
-
-@pytest.fixture(scope="module")
-def registries():
-    host = PluginHost()
-    host.load_entry_points()
-    return host.registries
-
 
 # -- the syntax -----------------------------------------------------------------------------
 
