@@ -295,7 +295,8 @@ def test_json_output_shape(host, runner, mapped):
 
 
 def test_text_output_names_the_axes_and_which_transfers_help_or_hurt(host, runner, mapped):
-    """Bug caught: a table without the baseline row or axis names, or no verdicts."""
+    """Bug caught: a table without the baseline row or axis names, no verdicts, or verdicts
+    of one seed headed as if an interval decided them."""
     result = _relate(runner, mapped)
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -303,6 +304,8 @@ def test_text_output_names_the_axes_and_which_transfers_help_or_hurt(host, runne
     assert "linear-probe: accuracy gain over tiny:mlp" in out
     assert any(word in out for word in ("helps", "hurts", "no change"))
     assert "with one seed" in out
+    # one seed has no interval: the headings must not claim one
+    assert "interval" not in out.replace("(95% intervals)", "")
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])

@@ -42,7 +42,9 @@ def _table(found: Any, label: str) -> list[str]:
 def _verdicts(found: Any) -> list[str]:
     """Which transfers help, hurt, or cannot be told from noise."""
     lines = []
-    titles = (("helps", "helps (interval above 0)"), ("hurts", "hurts (interval below 0)"),
+    # with one seed there is no interval: the verdict is the gain's sign
+    basis = "gain" if len(found.seeds) == 1 else "interval"
+    titles = (("helps", f"helps ({basis} above 0)"), ("hurts", f"hurts ({basis} below 0)"),
               ("unclear", "unclear (interval covers 0)"), ("no change", "no change"),
               ("missing", "missing (no result to compare)"))
     for verdict, title in titles:
