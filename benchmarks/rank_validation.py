@@ -96,7 +96,7 @@ def main() -> None:
         result = validate(task, candidates(task, args.relate_dir), args)
         validation = result["validation"]
         truths = validation["ground_truths"]
-        print(f"\n### {task}: ground truth (test accuracy; seeds in brackets)\n")
+        print(f"\n**{task}**: ground truth (test accuracy; seeds in brackets)\n")
         print("| candidate | " + " | ".join(t["label"] for t in truths) + " |")
         print("|---|" + "---:|" * len(truths))
         for backbone in result["backbones"]:
@@ -106,7 +106,7 @@ def main() -> None:
                 seeds = len(truth["seeds"].get(backbone, []))
                 cells.append("missing" if value is None else f"{value:.3f} ({seeds})")
             print(f"| {short(backbone)} | " + " | ".join(cells) + " |")
-        print(f"\n{task}: Kendall tau / weighted tau of each score's ranking\n")
+        print(f"\n**{task}**: Kendall tau / weighted tau of each score's ranking\n")
         print("| score | " + " | ".join(t["label"] for t in truths) + " |")
         print("|---|" + "---:|" * len(truths))
         by_score: dict[str, dict[str, dict]] = {}
@@ -123,7 +123,7 @@ def main() -> None:
                      f" (n={rows[t['label']]['backbones']})" for t in truths]
             print(f"| {score} | " + " | ".join(cells) + " |")
     labels = sorted({truth for _, truth in weighted})
-    print(f"\nMean over the {len(TASKS)} tasks: Kendall tau / weighted tau\n")
+    print(f"\n**Mean over the {len(TASKS)} tasks**: Kendall tau / weighted tau\n")
     print("| score | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(labels))
     for score in sorted({score for score, _ in weighted}):
