@@ -234,6 +234,56 @@ def test_relation_map_reads_each_cell_by_its_key(host, tmp_path):
     assert [g.verdict for g in found.gains["linear-probe"]] == ["helps", "hurts"]
 
 
+def test_relation_figure_draws_each_gain_where_it_belongs(host, tmp_path):
+    """Bug caught: a heat map with rows and columns swapped, colour limits not centred at 0
+    (a gain of 0 drawn as a help or a hurt), the wrong panel or axis labels, a missing gain
+    drawn as a number, or unreadable annotations (dark text on a dark cell)."""
+    import matplotlib.pyplot as plt
+
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe", "knn"], seeds=[0],
+                          out=tmp_path / "ckpt")
+    values = {("linear-probe", None, "tiny-a"): 0.5, ("linear-probe", None, "tiny-b"): 0.6,
+              ("linear-probe", "tiny-a", "tiny-b"): 0.9,  # +0.3
+              ("linear-probe", "tiny-b", "tiny-a"): 0.3,  # -0.2
+              ("knn", None, "tiny-a"): 0.5, ("knn", None, "tiny-b"): 0.6,
+              ("knn", "tiny-a", "tiny-b"): 0.65}  # +0.05; knn tiny-b -> tiny-a is missing
+    rows = [{"cell_key": t.cell.key, "status": "ok",
+             "metrics": {"accuracy": values[(t.method, t.source, t.target)]}}
+            for t in plan.transfers if (t.method, t.source, t.target) in values]
+    fig = relations.relation_figure(relation_map(plan, rows))
+    try:
+        probe, knn, colorbar = fig.axes
+        # 0.9 inch per task and panel, plus room for the labels and the colour bar
+        assert tuple(fig.get_size_inches()) == pytest.approx((2 * 2.8 + 3.0, 2.8 + 1.5))
+        assert fig._suptitle.get_text() == "accuracy gain over tiny:mlp (finetune, 1 seed)"
+        assert [probe.get_title(), knn.get_title()] == ["linear-probe", "knn"]
+        assert [t.get_text() for t in probe.get_xticklabels()] == ["tiny-a", "tiny-b"]
+        assert [t.get_text() for t in knn.get_xticklabels()] == ["tiny-a", "tiny-b"]
+        assert [t.get_text() for t in probe.get_yticklabels()] == ["tiny-a", "tiny-b"]
+        assert [t.get_text() for t in knn.get_yticklabels()] == ["", ""]
+        assert (probe.get_xlabel(), probe.get_ylabel()) == ("transferred to", "fine-tuned on")
+        assert (knn.get_xlabel(), knn.get_ylabel()) == ("transferred to", "")
+        assert colorbar.get_ylabel() == "accuracy gain (blue helps, red hurts)"
+        image = probe.get_images()[0]
+        assert image.get_clim() == pytest.approx((-0.3, 0.3))  # the largest |gain|, both ways
+        assert image.get_cmap().name.startswith("RdBu")
+        grid = image.get_array()
+        assert grid[0, 1] == pytest.approx(0.3) and grid[1, 0] == pytest.approx(-0.2)
+        assert grid.mask[0, 0] and grid.mask[1, 1]  # the diagonal has no gain
+
+        def annotations(ax):
+            return {(round(t.get_position()[1]), round(t.get_position()[0])):
+                    (t.get_text(), t.get_color()) for t in ax.texts}
+
+        assert annotations(probe) == {(0, 0): ("-", "#777777"), (0, 1): ("+0.300", "white"),
+                                      (1, 0): ("-0.200", "white"), (1, 1): ("-", "#777777")}
+        assert annotations(knn) == {(0, 0): ("-", "#777777"), (0, 1): ("+0.050", "black"),
+                                    (1, 0): ("n/a", "#777777"), (1, 1): ("-", "#777777")}
+    finally:
+        plt.close(fig)
+
+
 # --- the command ---------------------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from transferlab.settings import parse_setting
 __all__ = [
     "DEFAULT_TRANSFER_METHODS", "METRIC", "SUITE", "Gain", "RelationMap", "RelationPlan",
     "SourceFit", "Transfer", "check_plot_path", "fit_sources", "plan_relations",
-    "plot_relation_map", "relation_map", "run_relations", "transfer_gains",
+    "plot_relation_map", "relation_figure", "relation_map", "run_relations", "transfer_gains",
 ]
 
 SUITE = "relate"  # the suite name stored with every cell of a relation map
@@ -450,16 +450,30 @@ def check_plot_path(path: str | Path) -> Path:
 
 
 def plot_relation_map(found: RelationMap, path: str | Path) -> Path:
-    """Draw one heat map per transfer method (rows: fine-tuned on, columns: transferred to;
-    a diverging colour map centred at 0, each cell annotated with its gain) and write it to
-    ``path``, PNG or SVG by its suffix."""
+    """Write :func:`relation_figure` of ``found`` to ``path``, PNG or SVG by its suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = check_plot_path(path)
+    fig = relation_figure(found)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format=path.suffix.lower().lstrip("."), bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def relation_figure(found: RelationMap) -> Any:
+    """One heat map per transfer method (rows: fine-tuned on, columns: transferred to; a
+    diverging colour map centred at 0, each cell annotated with its gain), as a matplotlib
+    figure: the caller saves or shows it and closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    path = check_plot_path(path)
     labels = list(found.gains)
     n = len(found.tasks)
     values = {m: np.array([[np.nan if v is None else v for v in row]
@@ -496,7 +510,4 @@ def plot_relation_map(found: RelationMap, path: str | Path) -> Path:
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8,
                      label=f"{found.metric} gain (blue helps, red hurts)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format=path.suffix.lower().lstrip("."), bbox_inches="tight", dpi=120)
-    plt.close(fig)
-    return path
+    return fig
