@@ -244,8 +244,8 @@ def test_relation_figure_draws_each_gain_where_it_belongs(host, tmp_path):
                           transfer_methods=["linear-probe", "knn"], seeds=[0],
                           out=tmp_path / "ckpt")
     values = {("linear-probe", None, "tiny-a"): 0.5, ("linear-probe", None, "tiny-b"): 0.6,
-              ("linear-probe", "tiny-a", "tiny-b"): 0.9,  # +0.3
-              ("linear-probe", "tiny-b", "tiny-a"): 0.3,  # -0.2
+              ("linear-probe", "tiny-a", "tiny-b"): 0.7,  # +0.1
+              ("linear-probe", "tiny-b", "tiny-a"): 0.25,  # -0.25: the largest |gain|
               ("knn", None, "tiny-a"): 0.5, ("knn", None, "tiny-b"): 0.6,
               ("knn", "tiny-a", "tiny-b"): 0.65}  # +0.05; knn tiny-b -> tiny-a is missing
     rows = [{"cell_key": t.cell.key, "status": "ok",
@@ -266,22 +266,41 @@ def test_relation_figure_draws_each_gain_where_it_belongs(host, tmp_path):
         assert (knn.get_xlabel(), knn.get_ylabel()) == ("transferred to", "")
         assert colorbar.get_ylabel() == "accuracy gain (blue helps, red hurts)"
         image = probe.get_images()[0]
-        assert image.get_clim() == pytest.approx((-0.3, 0.3))  # the largest |gain|, both ways
+        # the largest |gain| of every panel, both ways, in both panels
+        assert image.get_clim() == pytest.approx((-0.25, 0.25))
+        assert knn.get_images()[0].get_clim() == pytest.approx((-0.25, 0.25))
         assert image.get_cmap().name.startswith("RdBu")
         grid = image.get_array()
-        assert grid[0, 1] == pytest.approx(0.3) and grid[1, 0] == pytest.approx(-0.2)
+        assert grid[0, 1] == pytest.approx(0.1) and grid[1, 0] == pytest.approx(-0.25)
         assert grid.mask[0, 0] and grid.mask[1, 1]  # the diagonal has no gain
 
         def annotations(ax):
             return {(round(t.get_position()[1]), round(t.get_position()[0])):
                     (t.get_text(), t.get_color()) for t in ax.texts}
 
-        assert annotations(probe) == {(0, 0): ("-", "#777777"), (0, 1): ("+0.300", "white"),
-                                      (1, 0): ("-0.200", "white"), (1, 1): ("-", "#777777")}
+        # white text only on strong colours: |gain| above 0.6 x the limit
+        assert annotations(probe) == {(0, 0): ("-", "#777777"), (0, 1): ("+0.100", "black"),
+                                      (1, 0): ("-0.250", "white"), (1, 1): ("-", "#777777")}
         assert annotations(knn) == {(0, 0): ("-", "#777777"), (0, 1): ("+0.050", "black"),
                                     (1, 0): ("n/a", "#777777"), (1, 1): ("-", "#777777")}
     finally:
         plt.close(fig)
+    # nothing measured: a neutral colour scale instead of a crash; two seeds say "seeds"
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe"], seeds=[0, 1],
+                          out=tmp_path / "ckpt")
+    fig = relations.relation_figure(relation_map(plan, []))
+    try:
+        assert fig._suptitle.get_text().endswith("(finetune, 2 seeds)")
+        assert fig.axes[0].get_images()[0].get_clim() == pytest.approx((-0.01, 0.01))
+        assert {t.get_text() for t in fig.axes[0].texts} == {"-", "n/a"}
+    finally:
+        plt.close(fig)
+    # a folder that does not exist yet, then the same file again
+    deep = tmp_path / "a" / "b" / "map.svg"
+    for _ in range(2):
+        assert relations.plot_relation_map(relation_map(plan, []), deep) == deep
+        assert ET.fromstring(deep.read_bytes()).tag.endswith("svg")
 
 
 # --- the command ---------------------------------------------------------------------------
