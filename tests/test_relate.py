@@ -404,6 +404,43 @@ def test_bad_plot_suffix_is_refused_before_any_work(host, runner, tmp_path):
     assert not (tmp_path / "r.sqlite").exists()
 
 
+def test_a_missing_matplotlib_is_named_with_the_fix(monkeypatch, tmp_path):
+    """Bug caught: a bare ImportError traceback (or an empty message) when --plot is asked
+    for without matplotlib installed."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    with pytest.raises(IncompatibleError) as caught:
+        relations.check_plot_path(tmp_path / "map.png")
+    assert str(caught.value) == ("the heat map needs matplotlib; pip install"
+                                 " 'transferlab[report]' or leave out --plot")
+
+
+def test_a_corrupt_checkpoint_is_fitted_again_not_reused(host, tmp_path):
+    """Bug caught: an interrupted or damaged checkpoint file taken as finished, so every
+    transfer from that task fails (or loads garbage) instead of the source being refitted."""
+    from transferlab.harness.store import ResultsStore
+
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe"], seeds=[0], out=tmp_path / "ckpt")
+    store = ResultsStore(tmp_path / "r.sqlite")
+    notes: list[str] = []
+    first = relations.fit_sources(plan, host.registries, store, progress=False,
+                                  note=notes.append)
+    assert all(r is not None and r.status == "ok" for r in first.values())
+    assert [n.split(":")[1].strip()[:5] for n in notes if "fine-tuning" in n] == [
+        "[1/2]", "[2/2]"]
+    damaged = plan.fits[0].checkpoint
+    damaged.write_bytes(b"not a safetensors file")
+    notes.clear()
+    again = relations.fit_sources(plan, host.registries, store, progress=False,
+                                  note=notes.append)
+    assert again[(plan.fits[0].task, 0)] is not None  # fitted again
+    assert again[(plan.fits[1].task, 0)] is None  # the intact one reused
+    assert any("[2/2]" in n and "reusing" in n for n in notes)
+    assert damaged.stat().st_size > 100  # a real checkpoint replaced the damaged bytes
+
+
 def test_a_bad_task_name_is_one_line_before_any_work(host, runner, tmp_path):
     """Bug caught: a typo found after the other tasks were fine-tuned, or a traceback."""
     result = _relate(runner, tmp_path, tasks=("tiny-a", "tiny-bb"))
