@@ -140,6 +140,17 @@ def test_one_backbone_is_its_name_and_its_resolved_parameter_values(registries):
     assert backbone_id(f"{PIXELS}@random", {"size": 32}, registries) != full
 
 
+def test_one_backbone_is_the_same_whatever_the_order_or_spelling_of_its_values():
+    """Bug caught: an identity that depends on the order parameter values were given in (two
+    cells of one backbone counted as two candidates), or that cannot hold values JSON does
+    not know (a path)."""
+    from pathlib import Path
+
+    assert backbone_id("x", {"a": 1, "b": 2}) == backbone_id("x", {"b": 2, "a": 1})
+    assert backbone_id("x", {"a": 1, "b": 2}) == ("x", '{"a": 1, "b": 2}')
+    assert backbone_id("x", {"p": Path("w.safetensors")}) == ("x", '{"p": "w.safetensors"}')
+
+
 def test_ground_truths_average_seeds_keep_the_latest_rerun_and_split_parameter_values(
         registries):
     """Catches a ground truth that averages a re-run with the run it replaced, takes one seed
