@@ -14,12 +14,14 @@ import pytest
 from scipy.stats import kendalltau, weightedtau
 
 from transferlab.cli import cli
+from transferlab.errors import TransferlabError
 from transferlab.harness.cell import Cell, CellResult
 from transferlab.harness.ranking import (
     GroundTruth,
     backbone_id,
     correlate,
     ground_truths,
+    non_default,
     validate_scores,
 )
 from transferlab.harness.store import SCHEMA, ResultsStore, ScoreRecord
@@ -154,8 +156,9 @@ def test_one_backbone_is_the_same_whatever_the_order_or_spelling_of_its_values()
 def test_ground_truths_average_seeds_keep_the_latest_rerun_and_split_parameter_values(
         registries):
     """Catches a ground truth that averages a re-run with the run it replaced, takes one seed
-    instead of the mean, mixes cells of different method parameter values, or counts failed
-    and domain-adaptation cells."""
+    instead of the mean, mixes cells of different method parameter values, counts failed
+    and domain-adaptation cells, or takes a spelled-out setting ("linear-probe[C=0.5]") as a
+    method name (a bug this test once let through: it checked only the label)."""
     rows = []
 
     def add(size, accuracy, seed=0, status="ok", source=None, **params):
@@ -176,9 +179,65 @@ def test_ground_truths_average_seeds_keep_the_latest_rerun_and_split_parameter_v
     assert truths[0].measured == {bid: pytest.approx(0.7)} and truths[0].seeds == {bid: [0, 1]}
     assert truths[1].measured == {bid: 0.3}
     only = ground_truths(rows, ["linear-probe[C=0.5]"], "accuracy", registries)
-    assert [t.label for t in only] == ["linear-probe[C=0.5]"]
+    assert [(t.method, t.label, t.measured) for t in only] == [
+        ("linear-probe", "linear-probe[C=0.5]", {bid: 0.3})]  # the values select cells
+    assert only[0].params["C"] == 0.5 and only[0].params["max_iter"] == 1000  # resolved
     nothing = ground_truths(rows, ["finetune"], "accuracy", registries)
     assert [(t.label, t.measured, t.all_seeds) for t in nothing] == [("finetune", {}, [0])]
+
+
+def test_ground_truths_skip_unusable_rows_without_stopping_and_resolve_older_records(
+        registries):
+    """Catches a filter that stops at the first unusable row (``break`` for ``continue``), a
+    row without a status taken as failed, a NaN or non-number metric averaged in, an older
+    record (fewer stored parameter values) split from the same cell's newer ones, two
+    unmatched settings merged into one, or parameter values accepted without the registries
+    to check them."""
+    full = _pixels(registries, 4)
+    short = {"size": 4}  # a record from before raw:pixels declared its other parameters
+    probe = _probe(registries)
+    older_probe = {k: v for k, v in probe.items() if k != "max_iter"}
+
+    def row(accuracy, seed=0, params=None, backbone_params=None, **more):
+        base = {"method": "linear-probe", "backbone": PIXELS, "seed": seed,
+                "backbone_params": backbone_params or full, "params": params or probe,
+                "source_task": None, "metrics": {"accuracy": accuracy}}
+        base.update(more)
+        return base
+
+    rows = [row(float("nan")), row("0.99"), row(0.2, params=_probe(registries, C=0.5)),
+            {**row(0.4), "status": "error"}, row(0.6, seed=1, params=older_probe),
+            row(0.8, seed=2, backbone_params=short)]
+    del rows[-1]["source_task"]  # older rows have no source task at all
+    rows.append({k: v for k, v in row(0.7, seed=3).items() if k != "status"})
+    other, truth = ground_truths(rows, ["linear-probe"], registries=registries)  # accuracy
+    bid = backbone_id(PIXELS, full)
+    assert truth.label == "linear-probe" and truth.seeds == {bid: [1, 2, 3]}
+    assert truth.measured == {bid: pytest.approx((0.6 + 0.8 + 0.7) / 3)}
+    assert other.label == "linear-probe[C=0.5]" and other.measured == {bid: 0.2}
+    only = ground_truths(rows, ["linear-probe[C=0.5]"], registries=registries)
+    assert [(t.label, t.measured) for t in only] == [("linear-probe[C=0.5]", {bid: 0.2})]
+    missing = ground_truths(rows, ["finetune", "finetune[max_steps=7]"], registries=registries)
+    assert [(t.label, t.params, t.measured) for t in missing] == [
+        ("finetune", {}, {}), ("finetune[max_steps=7]", {"max_steps": 7}, {})]
+    with pytest.raises(TransferlabError) as caught:
+        ground_truths(rows, ["linear-probe[C=0.5]"])
+    assert str(caught.value) == ("ground truth 'linear-probe[C=0.5]': parameter values need"
+                                 " the registries to be checked")
+    # without the registries nothing is resolved: the older records stay apart
+    plain = ground_truths(rows, ["linear-probe"])
+    assert len(plain) == 3 and sum(len(t.measured) for t in plain) == 4
+
+
+def test_resolving_falls_back_to_the_stored_values(registries):
+    """Catches a crash (instead of the stored values) for a backbone no longer registered,
+    values that no longer validate, or no registries; and non_default naming defaults."""
+    assert backbone_id(PIXELS, {"size": -5}, registries) == (PIXELS, '{"size": -5}')
+    assert backbone_id("gone:model", {"a": 1}, registries) == ("gone:model", '{"a": 1}')
+    assert backbone_id(PIXELS, {"size": 4}) == (PIXELS, '{"size": 4}')
+    assert non_default(None, PIXELS, {"size": 32}) == {"size": 32}
+    assert non_default(registries.backbones, "gone:model", {"a": 1}) == {"a": 1}
+    assert non_default(registries.backbones, PIXELS, _pixels(registries, 8)) == {"size": 8}
 
 
 def test_validate_scores_compares_only_backbones_both_sides_have():

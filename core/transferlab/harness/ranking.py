@@ -27,7 +27,7 @@ from typing import Any
 
 from transferlab.errors import TransferlabError
 from transferlab.registry import Registries, Registry
-from transferlab.settings import Setting, validate_settings
+from transferlab.settings import Setting, parse_setting, validate_settings
 
 __all__ = [
     "DEFAULT_GROUND_TRUTHS", "BackboneId", "Correlation", "GroundTruth", "backbone_id",
@@ -117,7 +117,7 @@ def ground_truths(rows: Iterable[Mapping[str, Any]], against: Sequence[Setting |
     found: dict[tuple[str, str], GroundTruth] = {}
     per_seed: dict[tuple[str, str], dict[BackboneId, dict[int, float]]] = {}
     for spec in against:
-        setting = Setting(spec) if isinstance(spec, str) else spec
+        setting = parse_setting(spec, "ground truth")
         wanted: dict[str, Any] = {}
         if setting.params:
             if methods is None:
