@@ -229,6 +229,19 @@ def test_ground_truths_skip_unusable_rows_without_stopping_and_resolve_older_rec
     assert len(plain) == 3 and sum(len(t.measured) for t in plain) == 4
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("linear-probe[C=0.5", "ground truth: 'linear-probe[C=0.5' must end with ']'"),
+    ("linear-probe[C=-1]", "linear-probe: parameter C=-1.0 must be >= 1e-12"),
+    ("finetune[objective=nope]", "finetune: parameter objective: unknown objective 'nope'"),
+])
+def test_a_bad_ground_truth_is_named_in_its_error(registries, spec, message):
+    """Catches an error that does not say which ground truth, method or parameter is wrong
+    (a malformed setting, a value out of range, an unknown nested setting)."""
+    with pytest.raises(TransferlabError) as caught:
+        ground_truths([], [spec], registries=registries)
+    assert str(caught.value).startswith(message)
+
+
 def test_resolving_falls_back_to_the_stored_values(registries):
     """Catches a crash (instead of the stored values) for a backbone no longer registered,
     values that no longer validate, or no registries; and non_default naming defaults."""
