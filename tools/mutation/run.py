@@ -168,6 +168,10 @@ def run_mutmut(module: str, max_children: int | None) -> int:
     retested = retest_survivors(tree)
     if retested:
         print(f"{module}: testing {retested} earlier survivors again against the current tests")
+        # mutmut maps each function to the tests that reach it once (mutmut-stats.json) and
+        # never learns of tests written later: a survivor would never meet the test written
+        # to kill it. Forgetting the map makes mutmut trace the current tests again.
+        (tree / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     env = dict(os.environ)
     # the real datasets stay out of reach: slow tests are deselected, data tests skip
     env["TRANSFERLAB_SHARED_DATA"] = str(STAGE / "no-shared-data")
