@@ -441,6 +441,29 @@ def test_a_corrupt_checkpoint_is_fitted_again_not_reused(host, tmp_path):
     assert damaged.stat().st_size > 100  # a real checkpoint replaced the damaged bytes
 
 
+def test_run_relations_counts_what_it_ran_and_what_it_reused(host, tmp_path):
+    """Bug caught: a progress note that miscounts (finished cells counted as run, or run
+    cells as finished), a resume that runs finished cells again, or a map not stored."""
+    from transferlab.harness.store import ResultsStore
+
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe"], seeds=[0], out=tmp_path / "ckpt")
+    store = ResultsStore(tmp_path / "r.sqlite")
+    notes: list[str] = []
+    found, failures = relations.run_relations(plan, host.registries, store, progress=False,
+                                              note=notes.append)
+    cells = len(plan.transfers)  # 2 x 1 fine-tuned + 2 originals, one method, one seed
+    assert cells == 4 and failures == []
+    assert notes[-1] == f"relate: {cells} transfer cells, 0 already finished, 0 failed"
+    assert not any("skipped" in n for n in notes)
+    assert len(store.rows()) == 2 + cells and len(store.relations()) == 1
+    assert found.matrix("linear-probe")[0][1] is not None
+    notes.clear()
+    relations.run_relations(plan, host.registries, store, progress=False, note=notes.append)
+    assert notes[-1] == f"relate: {cells} transfer cells, {cells} already finished, 0 failed"
+    assert len(store.rows()) == 2 + cells and len(store.relations()) == 2
+
+
 def test_a_bad_task_name_is_one_line_before_any_work(host, runner, tmp_path):
     """Bug caught: a typo found after the other tasks were fine-tuned, or a traceback."""
     result = _relate(runner, tmp_path, tasks=("tiny-a", "tiny-bb"))
