@@ -26,6 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# the file-name spelling `transferlab relate` gives a task: its checkpoints' prefix
+from transferlab.harness.relations import _slug as slug
+
 TASKS = ("hymenoptera", "cifar10_subset[k_per_class=100]", "flowers[k_per_class=200]")
 IMAGENET = tuple(f"timm:efficientnet_{model}[img_size={size}]"
                  for model, sizes in (("lite0", (64, 96, 128)), ("lite1", (64, 96)),
@@ -34,11 +37,6 @@ IMAGENET = tuple(f"timm:efficientnet_{model}[img_size={size}]"
 AGAINST = ("linear-probe", "finetune[max_steps=60,batch_size=32]")
 RELATE_BACKBONE = "timm-efficientnet_lite0"
 RELATE_SIZE = 64
-
-
-def slug(text: str) -> str:
-    """The file-name spelling ``transferlab relate`` gives a task (its checkpoint prefix)."""
-    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.")[:80] or "x"
 
 
 def candidates(task: str, relate_dir: Path) -> list[str]:
