@@ -303,6 +303,33 @@ def test_relation_figure_draws_each_gain_where_it_belongs(host, tmp_path):
         assert ET.fromstring(deep.read_bytes()).tag.endswith("svg")
 
 
+def test_the_json_form_holds_every_field_under_its_own_name():
+    """Bug caught: a field dropped or renamed in ``relate --json`` and the stored map, seeds
+    as int keys (invalid JSON object keys), gains keyed by the wrong axis, or verdicts sorted
+    by signed instead of absolute effect."""
+    help_, hurt, small = (Gain("a", "b", 0.05, 0.01, 2, 0.75, 0.7),
+                          Gain("b", "a", -0.2, 0.05, 2, 0.3, 0.5),
+                          Gain("b", "c", -0.01, 0.001, 2, 0.49, 0.5))
+    assert help_.to_dict() == {"source": "a", "target": "b", "gain": 0.05, "ci95": 0.01,
+                               "seeds": 2, "accuracy": 0.75, "baseline": 0.7,
+                               "verdict": "helps"}
+    found = relations.RelationMap(
+        "tiny:mlp", {"width": 4}, "finetune", {"epochs": 1}, ["a", "b"], [0, 1],
+        fine_tuned={"a": 0.9, "b": None}, checkpoints={"a": {0: "a0.st", 1: "a1.st"}},
+        baselines={"knn": {"a": 0.5, "b": 0.7}}, gains={"knn": [help_, hurt]})
+    assert found.to_dict() == {
+        "backbone": "tiny:mlp", "backbone_params": {"width": 4}, "method": "finetune",
+        "params": {"epochs": 1}, "tasks": ["a", "b"], "seeds": [0, 1], "metric": "accuracy",
+        "fine_tuned": {"a": 0.9, "b": None}, "checkpoints": {"a": {"0": "a0.st", "1": "a1.st"}},
+        "transfers": [{"transfer_method": "knn", "baseline": {"a": 0.5, "b": 0.7},
+                       "gain": {"a": {"a": None, "b": 0.05}, "b": {"a": -0.2, "b": None}},
+                       "pairs": [help_.to_dict(), hurt.to_dict()]}]}
+    json.dumps(found.to_dict())  # serialisable as it is
+    found.gains = {"knn": [small, help_], "other": [hurt]}
+    assert found.by_verdict("hurts") == [("other", hurt), ("knn", small)]  # largest |gain|
+    assert found.by_verdict("helps") == [("knn", help_)]
+
+
 # --- the command ---------------------------------------------------------------------------
 
 
