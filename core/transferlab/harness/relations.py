@@ -451,13 +451,10 @@ def check_plot_path(path: str | Path) -> Path:
 
 def plot_relation_map(found: RelationMap, path: str | Path) -> Path:
     """Write :func:`relation_figure` of ``found`` to ``path``, PNG or SVG by its suffix."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    path = check_plot_path(path)
+    fig = relation_figure(found)  # selects the non-interactive backend before pyplot loads
     import matplotlib.pyplot as plt
 
-    path = check_plot_path(path)
-    fig = relation_figure(found)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format=path.suffix.lower().lstrip("."), bbox_inches="tight", dpi=120)
     plt.close(fig)
