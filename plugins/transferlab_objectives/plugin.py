@@ -50,6 +50,36 @@ def _weighted_sum(name: str, terms: str) -> Any:
     return WeightedSum([(weight, build_objective(term)) for term, weight in parsed])
 
 
+def _reconstruction(name: str) -> Any:
+    from transferlab_objectives.pretraining import Reconstruction
+
+    return Reconstruction()
+
+
+def _contrastive(name: str, temperature: float) -> Any:
+    from transferlab_objectives.pretraining import Contrastive
+
+    return Contrastive(temperature)
+
+
+def _mlm(name: str) -> Any:
+    from transferlab_objectives.pretraining import MaskedLM
+
+    return MaskedLM()
+
+
+def _nsp(name: str) -> Any:
+    from transferlab_objectives.pretraining import NextSentence
+
+    return NextSentence()
+
+
+def _clm(name: str) -> Any:
+    from transferlab_objectives.pretraining import CausalLM
+
+    return CausalLM()
+
+
 @hookimpl
 def register_objectives(register: RegisterCallback) -> None:
     register("cross-entropy", _cross_entropy, summary="softmax cross-entropy (the default)",
@@ -61,3 +91,16 @@ def register_objectives(register: RegisterCallback) -> None:
     register("weighted-sum", _weighted_sum, summary="sum of registered objectives with weights",
              params=[Param("terms", str, "cross-entropy:1", "NAME:WEIGHT+... of registered"
                            " objectives (default parameters)")])
+    # self-supervised pretraining (batch conventions: transferlab_objectives.pretraining)
+    register("reconstruction", _reconstruction, summary="autoencoder mean squared error of the"
+             " outputs (decoded images) against batch['inputs']")
+    register("contrastive", _contrastive, summary="SimCLR's NT-Xent between the outputs"
+             " (view 1 embeddings) and batch['view2'] embeddings (Chen 2020)",
+             params=[Param("temperature", float, 0.5, "softmax temperature of the cosine"
+                           " similarities (SimCLR's CIFAR-10 setting)", gt=0.0)])
+    register("mlm", _mlm, summary="masked-LM cross-entropy at the masked positions of"
+             " batch['labels'] (-100 elsewhere; BERT, Devlin 2019)")
+    register("nsp", _nsp, summary="next-sentence 2-way cross-entropy against"
+             " batch['next_sentence_label'] (0 = next, 1 = random; BERT)")
+    register("clm", _clm, summary="causal-LM next-token cross-entropy against batch['labels']"
+             " or the input ids, padding ignored")
