@@ -224,6 +224,46 @@ def test_finite_gradients_check_uses_large_logits_too():
         report.failed[0].message)
 
 
+def test_objectives_are_checked_on_their_own_example():
+    """Bugs caught: the kit ignoring `Objective.example` (an embedding objective then fails on
+    the classification batch it cannot read), an example of the wrong type accepted, and the
+    example's forward skipped (a second view computed there never reaching the batch)."""
+    import torch
+    from torch import nn
+
+    from transferlab.api import Objective, ObjectiveExample
+
+    class Cosine(Objective):  # reads batch["view2"], which only its example's forward adds
+        def __call__(self, outputs: Any, batch: Any) -> Any:
+            return 1 - torch.cosine_similarity(outputs, batch["view2"]).mean()
+
+        def example(self, generator: Any) -> Any:
+            def forward(model: Any, batch: Any) -> Any:
+                batch["view2"] = model(batch["inputs"] + 1)
+                return model(batch["inputs"])
+            return ObjectiveExample(nn.Linear(4, 2), {"inputs": torch.randn(3, 4)}, forward)
+
+    class WrongExample(Cosine):
+        def example(self, generator: Any) -> Any:
+            return (nn.Linear(4, 2), {})
+
+    class NoExample(Cosine):
+        def example(self, generator: Any) -> Any:
+            return None
+
+    plugin = _module("examples", register_objectives=lambda register: [
+        register("cosine", lambda name: Cosine()),
+        register("wrong-example", lambda name: WrongExample()),
+        register("no-example", lambda name: NoExample())])
+    report = run_checks(plugin, kinds=("objective",))
+    failed = {r.id.split("::")[0] for r in report.failed}
+    assert failed == {"objective[wrong-example]", "objective[no-example]"}, report.render()
+    wrong = next(r for r in report.failed if "wrong-example" in r.id)
+    assert "returned a tuple" in wrong.message and "ObjectiveExample or None" in wrong.message
+    missing = next(r for r in report.failed if "no-example" in r.id)
+    assert "view2" in missing.message
+
+
 # --- checks follow declarations --------------------------------------------------------------
 
 
@@ -500,7 +540,8 @@ def test_a_plugin_authors_test_file_under_pytest(tmp_path):
         def test_fixture(transferlab_plugins):
             sandbox = transferlab_plugins("transferlab_objectives.plugin")
             assert sandbox.registries.objectives.names() == [
-                "cross-entropy", "l2", "weighted-sum"]
+                "clm", "contrastive", "cross-entropy", "l2", "mlm", "nsp", "reconstruction",
+                "weighted-sum"]
     """))
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # only the -p plugin below
     out = subprocess.run(

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from transferlab.registry import Registries
 
 __all__ = [
-    "FAMILIES", "MODALITIES", "Backbone", "Budget", "FeatureSource", "Objective", "Predictor",
+    "FAMILIES", "MODALITIES", "Backbone", "Budget", "FeatureSource", "Objective",
+    "ObjectiveExample", "Predictor",
     "RunContext", "Split", "Task", "TransferMethod", "TransferabilityScore", "extract_features",
 ]
 
@@ -389,6 +390,29 @@ class Objective(abc.ABC):
     def setup(self, model: torch.nn.Module) -> None:  # noqa: B027 - optional hook
         """Called once by the training loop before the first step, with the model on its
         device: how a weight penalty finds the weights it penalises. Default: nothing."""
+
+    def example(self, generator: torch.Generator) -> ObjectiveExample | None:
+        """A tiny model and batch this objective applies to, drawn from ``generator``, for the
+        conformance kit's checks. None (the default): a 3-class classification batch, with
+        ``inputs`` ``[5, 6]``, ``labels`` and a ``teacher`` tensor ``[5, 3]``. Objectives that
+        read other outputs (embeddings, token logits, reconstructions) return their own."""
+        return None
+
+
+def _call_model(model: Any, batch: Mapping[str, Any]) -> Any:
+    return model(batch["inputs"])
+
+
+@dataclass
+class ObjectiveExample:
+    """What :meth:`Objective.example` returns: ``model`` (a torch module), the ``batch`` the
+    objective is called with, and ``forward(model, batch) -> outputs``, which may also add
+    tensors computed with the model to the batch (a second view's embeddings, with gradient).
+    """
+
+    model: Any
+    batch: dict[str, Any]
+    forward: Callable[[Any, dict[str, Any]], Any] = _call_model
 
 
 # --- transferability scores -----------------------------------------------------------------

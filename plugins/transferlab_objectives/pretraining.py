@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from transferlab.api import Objective
+from transferlab.api import Objective, ObjectiveExample
 from transferlab.errors import DataError, ParamError
 
 __all__ = [
@@ -202,6 +202,22 @@ def _field(batch: Mapping[str, Any], key: str, name: str, what: str) -> Any:
     return batch[key]
 
 
+def _seeded(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """``module`` with every weight redrawn from ``generator`` (standard normal * 0.5)."""
+    with torch.no_grad():
+        for weight in module.parameters():
+            weight.copy_(torch.randn(weight.shape, generator=generator) * 0.5)
+    return module
+
+
+def _token_example(generator: torch.Generator, labels: torch.Tensor | None = None
+                   ) -> ObjectiveExample:
+    """A 7-token "language model" (an embedding to 7 logits) over ids ``[2, 4]``."""
+    ids = torch.randint(7, (2, 4), generator=generator)
+    batch = {"inputs": ids, "labels": ids if labels is None else labels}
+    return ObjectiveExample(_seeded(nn.Embedding(7, 7), generator), batch)
+
+
 class Reconstruction(Objective):
     """``reconstruction``: mean squared error of the outputs against ``batch["inputs"]``."""
 
@@ -213,6 +229,11 @@ class Reconstruction(Objective):
             raise DataError(f"objective 'reconstruction' needs a tensor batch['inputs'], got"
                             f" {type(target).__name__}; use it on image tasks")
         return reconstruction_loss(_output(outputs, ("reconstruction",), self.name), target)
+
+    def example(self, generator: torch.Generator) -> ObjectiveExample:
+        """A linear autoencoder of 6 features."""
+        return ObjectiveExample(_seeded(nn.Linear(6, 6), generator),
+                                {"inputs": torch.randn(5, 6, generator=generator)})
 
 
 class Contrastive(Objective):
@@ -228,6 +249,18 @@ class Contrastive(Objective):
         return nt_xent_loss(_output(outputs, ("embeddings",), self.name), view2,
                             self.temperature)
 
+    def example(self, generator: torch.Generator) -> ObjectiveExample:
+        """A linear encoder of two views of 5 examples; the second view's embeddings go in
+        ``batch["view2"]`` with gradient, as in SimCLR."""
+        def forward(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+            batch["view2"] = model(batch["inputs2"])
+            return model(batch["inputs"])
+
+        inputs = torch.randn(5, 6, generator=generator)
+        batch = {"inputs": inputs, "inputs2": inputs + 0.1 * torch.randn(5, 6,
+                                                                         generator=generator)}
+        return ObjectiveExample(_seeded(nn.Linear(6, 4), generator), batch, forward)
+
 
 class MaskedLM(Objective):
     """``mlm``: cross-entropy at the masked positions of ``batch["labels"]``."""
@@ -237,6 +270,12 @@ class MaskedLM(Objective):
     def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> torch.Tensor:
         logits = _output(outputs, ("mlm_logits", "prediction_logits", "logits"), self.name)
         return mlm_loss(logits, _field(batch, "labels", self.name, "mask_tokens' labels"))
+
+    def example(self, generator: torch.Generator) -> ObjectiveExample:
+        """Token logits with three positions selected for the loss."""
+        labels = torch.full((2, 4), IGNORE_INDEX)
+        labels[0, 1], labels[1, 0], labels[1, 3] = 3, 5, 0
+        return _token_example(generator, labels)
 
 
 class NextSentence(Objective):
@@ -249,6 +288,12 @@ class NextSentence(Objective):
         labels = _field(batch, "next_sentence_label", self.name,
                         "0 (B follows A) or 1 (B is random) per pair")
         return nsp_loss(logits, labels)
+
+    def example(self, generator: torch.Generator) -> ObjectiveExample:
+        """A linear next-sentence head over 5 pair embeddings."""
+        return ObjectiveExample(_seeded(nn.Linear(6, 2), generator),
+                                {"inputs": torch.randn(5, 6, generator=generator),
+                                 "next_sentence_label": torch.tensor([0, 1, 0, 1, 1])})
 
 
 class CausalLM(Objective):
@@ -268,3 +313,7 @@ class CausalLM(Objective):
                             " batch['inputs']['input_ids']; use it on tokenised text")
         mask = batch.get("attention_mask", inputs.get("attention_mask"))
         return clm_loss(_output(outputs, ("logits",), self.name), labels, mask)
+
+    def example(self, generator: torch.Generator) -> ObjectiveExample:
+        """Token logits whose targets are the input ids themselves."""
+        return _token_example(generator)

@@ -6,6 +6,7 @@ from typing import Any
 
 from transferlab.api import (
     Objective,
+    ObjectiveExample,
 )
 from transferlab.testing._checks import Check, ConformanceError
 from transferlab.testing._contracts.base import Component, SuiteBase, attempt
@@ -14,7 +15,8 @@ __all__ = ["ObjectiveChecks"]
 
 
 class ObjectiveChecks(SuiteBase):
-    """``objective[NAME]::...``: finite loss and gradients, parameters. The tiny batch has
+    """``objective[NAME]::...``: finite loss and gradients, parameters, on the objective's own
+    :meth:`~transferlab.api.Objective.example`, by default a tiny classification batch with
     ``inputs``, ``labels`` and a ``teacher`` tensor ``[5, 3]`` (distillation targets)."""
 
     def _objective_checks(self, c: Component) -> list[Check]:
@@ -31,7 +33,6 @@ class ObjectiveChecks(SuiteBase):
 
     def _loss(self, c: Component, scale: float = 1.0) -> tuple[Any, Any]:
         import torch
-        from torch import nn
 
         objective = attempt(f"building objective {c.label!r}",
                             lambda: self.registries.objectives.create(c.setting.name,
@@ -42,20 +43,23 @@ class ObjectiveChecks(SuiteBase):
                                    f" {type(objective).__name__}",
                                    "return a transferlab.api.Objective")
         generator = torch.Generator().manual_seed(0)
-        model = nn.Linear(6, 3)
-        with torch.no_grad():
-            for weight in model.parameters():
-                weight.copy_(torch.randn(weight.shape, generator=generator))
-        inputs = torch.randn(5, 6, generator=generator)
-        # a per-example teacher tensor, as distillation methods add to each batch (their
-        # objectives read batch["teacher"]: logits over the 3 classes, or embeddings)
-        batch = {"inputs": inputs, "labels": torch.tensor([0, 1, 2, 0, 1]),
-                 "teacher": torch.randn(5, 3, generator=generator)}
+        example = attempt("example(generator)", lambda: objective.example(generator),
+                          "return None or an ObjectiveExample(model, batch, forward)")
+        if example is None:
+            example = _classification_example(generator)
+        elif not isinstance(example, ObjectiveExample):
+            raise ConformanceError(f"example() of {c.label!r} returned a"
+                                   f" {type(example).__name__}",
+                                   "return a transferlab.api.ObjectiveExample or None")
+        model, batch = example.model, example.batch
         attempt("setup(model)", lambda: objective.setup(model),
                 "setup(model) may only bind to the model's weights")
-        loss = attempt("objective(outputs, batch)", lambda: objective(model(inputs) * scale,
-                                                                      batch),
-                       "return a scalar tensor computed from outputs and batch['labels']")
+        outputs = attempt("forward(model, batch) of the example",
+                          lambda: example.forward(model, batch),
+                          "the example's forward must run its model on its batch")
+        loss = attempt("objective(outputs, batch)",
+                       lambda: objective(_scaled(outputs, scale), batch),
+                       "return a scalar tensor computed from outputs and the batch")
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ConformanceError(
                 f"objective {c.label!r} returned {type(loss).__name__}"
@@ -93,3 +97,28 @@ class ObjectiveChecks(SuiteBase):
                                    f" {', '.join(bad)}{' with large logits' if scale > 1 else ''}",
                                    "compute in a numerically stable way (no x ** p with p < 1"
                                    " or log(x) at x = 0; clamp such x away from 0)")
+
+
+def _classification_example(generator: Any) -> ObjectiveExample:
+    """A linear model over 6 features to 3 classes, 5 examples, seeded weights."""
+    import torch
+    from torch import nn
+
+    model = nn.Linear(6, 3)
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.copy_(torch.randn(weight.shape, generator=generator))
+    inputs = torch.randn(5, 6, generator=generator)
+    # a per-example teacher tensor, as distillation methods add to each batch (their
+    # objectives read batch["teacher"]: logits over the 3 classes, or embeddings)
+    return ObjectiveExample(model, {"inputs": inputs, "labels": torch.tensor([0, 1, 2, 0, 1]),
+                                    "teacher": torch.randn(5, 3, generator=generator)})
+
+
+def _scaled(outputs: Any, scale: float) -> Any:
+    """Outputs times ``scale`` (large logits), tensor by tensor when they are a mapping."""
+    if scale == 1.0:
+        return outputs
+    if isinstance(outputs, dict):
+        return {key: _scaled(value, scale) for key, value in outputs.items()}
+    return outputs * scale if getattr(outputs, "is_floating_point", lambda: False)() else outputs
