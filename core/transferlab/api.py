@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAMILIES", "MODALITIES", "Backbone", "Budget", "FeatureSource", "Objective",
-    "ObjectiveExample", "Predictor",
+    "ObjectiveExample", "Predictor", "PretrainingObjective",
     "RunContext", "Split", "Task", "TransferMethod", "TransferabilityScore", "extract_features",
 ]
 
@@ -397,6 +397,31 @@ class Objective(abc.ABC):
         ``inputs`` ``[5, 6]``, ``labels`` and a ``teacher`` tensor ``[5, 3]``. Objectives that
         read other outputs (embeddings, token logits, reconstructions) return their own."""
         return None
+
+
+class PretrainingObjective(Objective):
+    """An objective that can also train a backbone on unlabeled data (``transferlab
+    pretrain``): it knows which heads it adds to the backbone, how to make its batches from
+    raw inputs, and how to run the model on them.
+
+    ``transferlab pretrain`` calls :meth:`build_pretraining` on the first objective with every
+    objective and its weight; objectives trained together must share one implementation of
+    it (the built-in text objectives ``mlm``, ``nsp`` and ``clm`` do; so do ``contrastive`` and
+    ``reconstruction``), which then returns one
+    :class:`~transferlab.pretraining.PretrainingSetup` for all of them.
+    """
+
+    modality: ClassVar[str]
+
+    @abc.abstractmethod
+    def build_pretraining(self, backbone: Backbone, data: Any,
+                          terms: Sequence[tuple[PretrainingObjective, float]], seed: int
+                          ) -> Any:
+        """The :class:`~transferlab.pretraining.PretrainingSetup` that trains ``backbone``
+        with ``terms`` (objective, weight) on ``data``
+        (:class:`~transferlab.pretraining.UnlabeledData`); ``seed`` fixes anything drawn
+        once (initial head weights, sentence pairs). Raises :class:`IncompatibleError` for a
+        backbone or an objective it cannot train with."""
 
 
 def _call_model(model: Any, batch: Mapping[str, Any]) -> Any:

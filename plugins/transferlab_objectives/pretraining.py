@@ -42,13 +42,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from transferlab.api import Objective, ObjectiveExample
+from transferlab.api import Backbone, ObjectiveExample, PretrainingObjective
 from transferlab.errors import DataError, ParamError
 
 __all__ = [
     "IGNORE_INDEX", "NT_XENT_TEMPERATURE", "CausalLM", "Contrastive", "ConvDecoder",
-    "MaskedLM", "NextSentence", "Reconstruction", "clm_loss", "mlm_loss", "nsp_loss",
-    "nt_xent_loss", "reconstruction_loss",
+    "ImagePretraining", "MaskedLM", "NextSentence", "Reconstruction", "TextPretraining",
+    "clm_loss", "mlm_loss", "nsp_loss", "nt_xent_loss", "reconstruction_loss",
 ]
 
 IGNORE_INDEX = -100  # label of positions that carry no loss (PyTorch's and Hugging Face's)
@@ -218,7 +218,33 @@ def _token_example(generator: torch.Generator, labels: torch.Tensor | None = Non
     return ObjectiveExample(_seeded(nn.Embedding(7, 7), generator), batch)
 
 
-class Reconstruction(Objective):
+class TextPretraining(PretrainingObjective):
+    """The text objectives (``mlm``, ``nsp``, ``clm``), which pretrain together."""
+
+    modality = "text"
+
+    def build_pretraining(self, backbone: Backbone, data: Any,
+                          terms: Sequence[tuple[PretrainingObjective, float]], seed: int
+                          ) -> Any:
+        from transferlab_objectives.pretrain_text import build_text_pretraining
+
+        return build_text_pretraining(backbone, data, terms, seed)
+
+
+class ImagePretraining(PretrainingObjective):
+    """The image objectives (``contrastive``, ``reconstruction``), which pretrain together."""
+
+    modality = "image"
+
+    def build_pretraining(self, backbone: Backbone, data: Any,
+                          terms: Sequence[tuple[PretrainingObjective, float]], seed: int
+                          ) -> Any:
+        from transferlab_objectives.pretrain_image import build_image_pretraining
+
+        return build_image_pretraining(backbone, data, terms, seed)
+
+
+class Reconstruction(ImagePretraining):
     """``reconstruction``: mean squared error of the outputs against ``batch["inputs"]``."""
 
     name = "reconstruction"
@@ -236,7 +262,7 @@ class Reconstruction(Objective):
                                 {"inputs": torch.randn(5, 6, generator=generator)})
 
 
-class Contrastive(Objective):
+class Contrastive(ImagePretraining):
     """``contrastive``: NT-Xent between the outputs (view 1) and ``batch["view2"]``."""
 
     name = "contrastive"
@@ -262,7 +288,7 @@ class Contrastive(Objective):
         return ObjectiveExample(_seeded(nn.Linear(6, 4), generator), batch, forward)
 
 
-class MaskedLM(Objective):
+class MaskedLM(TextPretraining):
     """``mlm``: cross-entropy at the masked positions of ``batch["labels"]``."""
 
     name = "mlm"
@@ -278,7 +304,7 @@ class MaskedLM(Objective):
         return _token_example(generator, labels)
 
 
-class NextSentence(Objective):
+class NextSentence(TextPretraining):
     """``nsp``: 2-way cross-entropy against ``batch["next_sentence_label"]``."""
 
     name = "nsp"
@@ -296,7 +322,7 @@ class NextSentence(Objective):
                                  "next_sentence_label": torch.tensor([0, 1, 0, 1, 1])})
 
 
-class CausalLM(Objective):
+class CausalLM(TextPretraining):
     """``clm``: next-token cross-entropy against ``batch["labels"]`` or the input ids."""
 
     name = "clm"

@@ -32,10 +32,11 @@ def cli() -> None:
 
 
 def _add_builtin_commands() -> None:
-    from transferlab.cli import bench, cache, check, inspect, new, rank, relate, run
+    from transferlab.cli import bench, cache, check, inspect, new, pretrain, rank, relate, run
 
     for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *cache.COMMANDS,
-                    *check.COMMANDS, *rank.COMMANDS, *relate.COMMANDS, new.new):
+                    *check.COMMANDS, *rank.COMMANDS, *relate.COMMANDS, *pretrain.COMMANDS,
+                    new.new):
         cli.add_command(command)
 
 

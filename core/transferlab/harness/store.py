@@ -97,6 +97,25 @@ CREATE TABLE IF NOT EXISTS relations (
 );
 """
 
+# Pretraining runs (``transferlab pretrain``), appended: which objectives, data and budget
+# produced the checkpoint a backbone name ``NAME@PATH`` points at; ``record`` holds the rest.
+PRETRAINING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pretraining (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    backbone TEXT NOT NULL,
+    objectives TEXT NOT NULL,
+    data TEXT NOT NULL,
+    data_fingerprint TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    steps INTEGER NOT NULL,
+    final_loss REAL,
+    validation_loss REAL,
+    checkpoint TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
 
 @dataclass(frozen=True)
 class ScoreRecord:
@@ -142,6 +161,7 @@ class ResultsStore:
                 _migrate(conn)
                 conn.executescript(SCORES_SCHEMA)
                 conn.executescript(RELATIONS_SCHEMA)
+                conn.executescript(PRETRAINING_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise TransferlabError(
                 f"{self.path} is not a transferlab results database ({exc});"
@@ -259,6 +279,37 @@ class ResultsStore:
             return [_decode(row, _RELATION_JSON)
                     for row in conn.execute(query + " ORDER BY id", args)]
 
+    def add_pretraining(self, record: Mapping[str, Any]) -> int:
+        """Append one pretraining run (the record ``run_request`` returns: ``backbone``,
+        ``objectives``, ``data``, ``data_fingerprint``, ``budget``, ``steps``,
+        ``final_loss``, ``validation_loss``, ``checkpoint``...) and return its row id."""
+        data = dict(record)
+        row = (
+            data["backbone"], _dumps(data["objectives"]), data["data"],
+            data["data_fingerprint"], _dumps(data["budget"]), int(data["steps"]),
+            data.get("final_loss"), data.get("validation_loss"), str(data["checkpoint"]),
+            _dumps(data), data.get("created_at") or datetime.now(UTC).isoformat(
+                timespec="seconds"),
+        )
+        with closing(self._connect()) as conn, conn:
+            cursor = conn.execute(
+                "INSERT INTO pretraining (backbone, objectives, data, data_fingerprint, budget,"
+                " steps, final_loss, validation_loss, checkpoint, record, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+            return int(cursor.lastrowid or 0)
+
+    def pretraining_runs(self, *, checkpoint: str | Path | None = None
+                         ) -> list[dict[str, Any]]:
+        """Stored pretraining runs (JSON columns decoded), oldest first; with
+        ``checkpoint``, only the runs that wrote that file (the path as given or resolved)."""
+        query, args = "SELECT * FROM pretraining WHERE 1=1", []
+        if checkpoint is not None:
+            query += " AND checkpoint IN (?, ?)"
+            args = [str(checkpoint), str(Path(checkpoint).resolve())]
+        with closing(self._connect()) as conn:
+            return [_decode(row, _PRETRAINING_JSON)
+                    for row in conn.execute(query + " ORDER BY id", args)]
+
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Add the columns of :data:`MIGRATIONS` that an older file lacks."""
@@ -280,6 +331,7 @@ def _dumps(value: Any) -> str:
 _RESULT_JSON = ("params", "backbone_params", "metrics", "environment", "extra")
 _SCORE_JSON = ("backbone_params", "score_params", "environment", "extra")
 _RELATION_JSON = ("backbone_params", "params", "tasks", "seeds", "relation_map")
+_PRETRAINING_JSON = ("objectives", "budget", "record")
 
 
 def _decode(row: sqlite3.Row, columns: tuple[str, ...] = _RESULT_JSON) -> dict[str, Any]:
