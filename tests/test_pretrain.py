@@ -5,6 +5,7 @@ image setups the objectives build, and the run recorded in the results database.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -431,3 +432,81 @@ def test_cli_reports_bad_weights_and_missing_data(runner, corpus):
                                  "--steps", "1", "--out", "x.safetensors"])
     assert result.exit_code != 0 and "--corpus FILE (repeatable) or as -t TASK" in result.output
 
+
+
+# --- language-modelling tasks, lm-finetune and generate -------------------------------------
+
+
+def test_corpus_task_is_contiguous_and_refuses_classification_methods(registries, corpus,
+                                                                      tmp_path):
+    """Bugs caught: a corpus task whose splits overlap or reorder lines (test text leaking
+    into training), a classification method accepted on it (it would score a constant
+    pseudo-label), and a corpus name not found in the data directory's corpora/."""
+    from transferlab.plugins import PluginHost
+    from transferlab.views import create_task
+
+    task = create_task(f"corpus:{corpus}", registries)
+    assert (task.kind, task.primary_metric) == ("language-modelling", "perplexity")
+    lines = [line for line in corpus.read_text().splitlines() if line.strip()]
+    splits = [list(task.split(name).inputs) for name in ("train", "val", "test")]
+    assert [line for split in splits for line in split] == lines and all(splits)
+    method = registries.methods.create("linear-probe")
+    backbone = registries.backbones.create("gpt:tiny", {"max_length": 16})
+    with pytest.raises(IncompatibleError, match="does not support language-modelling tasks"):
+        method.check(backbone, task)
+    (tmp_path / "corpora").mkdir()
+    (tmp_path / "corpora" / "mini.txt").write_text(corpus.read_text())
+    host = PluginHost(data_dirs=[tmp_path])
+    host.load_entry_points()
+    assert create_task("corpus:mini", host.registries).path.name == "mini.txt"
+    with pytest.raises(DataError, match="no corpus file nothing"):
+        create_task("corpus:nothing", host.registries)
+
+
+def test_lm_finetune_lowers_test_perplexity_and_ranks_lower_first(registries, corpus,
+                                                                  tmp_path):
+    """Bugs caught: perplexity computed as exp of a sum (or of the wrong tokens), a random
+    model not near the vocabulary size, fine-tuning that does not reach the scored model,
+    and a leaderboard that ranks the highest perplexity first."""
+    from transferlab.harness.cell import Cell, run_cell
+    from transferlab.harness.report import leaderboard
+    from transferlab.harness.store import ResultsStore
+
+    store = ResultsStore(tmp_path / "lm.sqlite")
+    results = {}
+    for steps in (0, 30):
+        cell = Cell("gpt:tiny", f"corpus:{corpus}", "lm-finetune",
+                    {"max_steps": steps, "batch_size": 4, "lr": 3e-3}, {"max_length": 16}, 0)
+        result = run_cell(cell, registries, progress=False)
+        assert result.status == "ok", result.error
+        store.add(result)
+        results[steps] = result
+    untrained = results[0].metrics
+    assert 30522 * 0.5 < untrained["perplexity"] < 30522 * 2  # uniform over the vocabulary
+    assert untrained["perplexity"] == pytest.approx(math.exp(untrained["loss"]))
+    assert results[30].metrics["perplexity"] < untrained["perplexity"] / 5
+    assert (results[0].trainable_params, results[30].trainable_params) == (
+        0, results[30].total_params)
+    board = leaderboard(store.rows())
+    assert [row.metric for row in board] == ["perplexity", "perplexity"]
+    assert board[0].mean == results[30].metrics["perplexity"]
+
+
+def test_generate_greedy_is_deterministic_and_sampling_follows_the_seed(runner, corpus,
+                                                                       tmp_path):
+    """Bugs caught: greedy decoding that samples, a seed that does not fix sampling, the
+    prompt dropped from the output, and an encoder accepted for generation."""
+    from transferlab.cli import cli
+
+    def generate(*extra: str) -> str:
+        result = runner.invoke(cli, ["generate", "-b", "gpt:tiny", "--prompt", "alpha is",
+                                     "--max-tokens", "6", *extra])
+        assert result.exit_code == 0, result.output
+        return result.output.strip()
+
+    greedy = generate()
+    assert greedy.startswith("alpha is ") and greedy == generate("--seed", "5")
+    sampled = [generate("--temperature", "1.5", "--seed", str(s)) for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] != sampled[2]
+    result = runner.invoke(cli, ["generate", "-b", "bert:tiny", "--prompt", "x"])
+    assert result.exit_code != 0 and "cannot generate text" in result.output

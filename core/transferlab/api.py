@@ -27,13 +27,17 @@ if TYPE_CHECKING:
     from transferlab.registry import Registries
 
 __all__ = [
-    "FAMILIES", "MODALITIES", "Backbone", "Budget", "FeatureSource", "Objective",
-    "ObjectiveExample", "Predictor", "PretrainingObjective",
+    "FAMILIES", "LOWER_IS_BETTER", "MODALITIES", "TASK_KINDS", "Backbone", "Budget",
+    "FeatureSource", "Objective", "ObjectiveExample", "Predictor", "PretrainingObjective",
     "RunContext", "Split", "Task", "TransferMethod", "TransferabilityScore", "extract_features",
 ]
 
 MODALITIES = ("image", "text")
 FAMILIES = ("feature", "parameter", "relational", "baseline")
+# task types (Task.kind) and the metric the harness scores each by; lower is better for
+# the metrics in LOWER_IS_BETTER
+TASK_KINDS = ("classification", "language-modelling")
+LOWER_IS_BETTER = frozenset({"perplexity", "loss"})
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -308,6 +312,14 @@ class Predictor(abc.ABC):
         report their mean and spread (MTEB's 10 subsamples); None for a single model."""
         return None
 
+    def language_model_metrics(self, task: Task, split: str, ctx: RunContext
+                               ) -> dict[str, float]:
+        """For a ``language-modelling`` task: ``perplexity`` (and whatever else the predictor
+        measures, such as ``loss`` and ``tokens``) of the model on ``split``'s text. Only
+        predictors of language models implement it."""
+        raise IncompatibleError(f"{type(self).__name__} predicts labels and cannot score"
+                                f" the language-modelling task {task.name!r}; use lm-finetune")
+
 
 class TransferMethod(abc.ABC):
     """A strategy that turns a backbone into a predictor for a task.
@@ -330,6 +342,7 @@ class TransferMethod(abc.ABC):
     summary: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
     modalities: ClassVar[tuple[str, ...]] = MODALITIES
+    task_kinds: ClassVar[tuple[str, ...]] = ("classification",)
     needs_module: ClassVar[bool] = False
     needs_source_head: ClassVar[bool] = False
     adapts_domains: ClassVar[bool] = False
@@ -347,6 +360,10 @@ class TransferMethod(abc.ABC):
             )
         if task.modality not in self.modalities:
             raise IncompatibleError(f"method {self.name!r} does not support {task.modality} tasks")
+        if task.kind not in self.task_kinds:
+            raise IncompatibleError(f"method {self.name!r} does not support {task.kind} tasks"
+                                    f" such as {task.name!r}; it handles"
+                                    f" {', '.join(self.task_kinds)}")
         if self.needs_module and backbone.module is None:
             raise IncompatibleError(
                 f"method {self.name!r} trains weights but {backbone.name!r} has none;"

@@ -45,6 +45,24 @@ def _from_data_dir(folder: Path, layout: str) -> Any:
     return factory
 
 
+def _corpus(data_dirs: list[Path]) -> Any:
+    def factory(name: str) -> Any:
+        from transferlab_tasks.corpus import CorpusTask, resolve_corpus
+
+        return CorpusTask(name, resolve_corpus(name, data_dirs))
+
+    return factory
+
+
+def _check_corpus(data_dirs: list[Path]) -> Any:
+    def validate(name: str) -> None:
+        from transferlab_tasks.corpus import resolve_corpus
+
+        resolve_corpus(name, data_dirs)
+
+    return validate
+
+
 @hookimpl
 def register_tasks(register: RegisterCallback, data_dirs: list[Path]) -> None:
     register("digits", _digits, modality="image", classes=10, source="scikit-learn load_digits",
@@ -53,6 +71,10 @@ def register_tasks(register: RegisterCallback, data_dirs: list[Path]) -> None:
              summary="text classification from DIR/{train,test}[,val].csv (text,label)")
     register("imagefolder:*", _imagefolder, validate=_check_folder, modality="image",
              summary="images from DIR/{train,test}[/val]/<class>/*.{jpg,png}")
+    register("corpus:*", _corpus(list(data_dirs)), validate=_check_corpus(list(data_dirs)),
+             modality="text", kind="language-modelling",
+             summary="language modelling (perplexity) on a text file or a data dir's"
+             " corpora/NAME.txt, cut into contiguous 80/10/10% blocks")
     from transferlab_tasks.folders import detect_layout
 
     for data_dir in data_dirs:

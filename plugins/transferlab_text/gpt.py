@@ -69,6 +69,37 @@ class GptBackbone(TextBackbone):
     def base_model(self) -> nn.Module:
         return self.lm.base_model
 
+    def generate(self, prompt: str, *, max_tokens: int = 50, temperature: float = 0.0,
+                 top_k: int = 0, seed: int = 0, device: str = "cpu") -> str:
+        """Continue ``prompt`` by ``max_tokens`` tokens: greedy at ``temperature`` 0, else
+        sampled from the softmax at that temperature (from the ``top_k`` most likely tokens
+        when ``top_k`` > 0), seeded by ``seed``. Returns the continuation only, decoded."""
+        import torch
+
+        tokenizer = self.tokenizer
+        ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        if ids.shape[1] == 0:  # nothing to condition on: start from the BOS token
+            start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (
+                self.lm.config.bos_token_id)
+            ids = torch.tensor([[start]])
+        room = int(getattr(self.lm.config, "n_positions", 0) or
+                   getattr(self.lm.config, "max_position_embeddings", 0) or 0)
+        if room and ids.shape[1] + max_tokens > room:
+            ids = ids[:, -(room - max_tokens):] if room > max_tokens else ids[:, -1:]
+        sample = temperature > 0
+        options: dict[str, Any] = {"do_sample": sample, "max_new_tokens": max_tokens,
+                                   "pad_token_id": tokenizer.pad_token_id}
+        if sample:
+            options.update(temperature=temperature, top_k=top_k or None)
+        else:
+            options.update(temperature=None, top_k=None, top_p=None)
+        self.lm.to(device).eval()
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(seed)
+            out = self.lm.generate(ids.to(device), attention_mask=torch.ones_like(ids).to(device),
+                                   **options)
+        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
     def head_modules(self) -> list[nn.Module]:
         head = self.lm.get_output_embeddings()
         return [head] if head is not None else []

@@ -32,11 +32,22 @@ def cli() -> None:
 
 
 def _add_builtin_commands() -> None:
-    from transferlab.cli import bench, cache, check, inspect, new, pretrain, rank, relate, run
+    from transferlab.cli import (
+        bench,
+        cache,
+        check,
+        generate,
+        inspect,
+        new,
+        pretrain,
+        rank,
+        relate,
+        run,
+    )
 
     for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *cache.COMMANDS,
                     *check.COMMANDS, *rank.COMMANDS, *relate.COMMANDS, *pretrain.COMMANDS,
-                    new.new):
+                    *generate.COMMANDS, new.new):
         cli.add_command(command)
 
 

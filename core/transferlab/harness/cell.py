@@ -154,6 +154,13 @@ def _provenance(cell: Cell, registries: Registries) -> dict[str, Any]:
 
 
 def _score(result: CellResult, parts: _Parts, predictor: Predictor, ctx: RunContext) -> None:
+    if parts.task.kind == "language-modelling":
+        start = time.perf_counter()
+        result.metrics = dict(predictor.language_model_metrics(parts.task, "test", ctx))
+        result.predict_seconds = time.perf_counter() - start
+        result.extra = dict(predictor.extra)
+        result.trainable_params, result.total_params = predictor.counts()
+        return
     test = parts.task.split("test")
     start = time.perf_counter()
     experiments = predictor.predict_experiments(parts.task, "test", ctx)

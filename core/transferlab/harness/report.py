@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from transferlab.api import LOWER_IS_BETTER
+
 __all__ = ["FORMATS", "LeaderboardRow", "leaderboard", "to_csv", "to_json", "to_markdown"]
 
 
@@ -73,7 +75,12 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
         groups[(task, row["backbone"], row["method"], label)].append(row)
     board = []
     for (task, backbone, method, params), members in groups.items():
-        values = [m["metrics"][metric] for m in members if metric in m["metrics"]]
+        metric_of_task = metric
+        if not any(metric in m["metrics"] for m in members) and all(
+                "perplexity" in m["metrics"] for m in members):
+            metric_of_task = "perplexity"  # a language-modelling task's own metric
+        values = [m["metrics"][metric_of_task] for m in members
+                  if metric_of_task in m["metrics"]]
         if not values:
             continue
         n = len(values)
@@ -85,13 +92,13 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
             ci = float("nan")
         board.append(
             LeaderboardRow(
-                task, backbone, method, params, n, metric, mean, ci,
+                task, backbone, method, params, n, metric_of_task, mean, ci,
                 sum(m["metrics"].get("macro_f1", float("nan")) for m in members) / n,
                 sum(m["fit_seconds"] or 0.0 for m in members) / n,
                 int(members[0]["trainable_params"] or 0), int(members[0]["total_params"] or 0),
             )
         )
-    board.sort(key=lambda r: (r.task, -r.mean))
+    board.sort(key=lambda r: (r.task, r.mean if r.metric in LOWER_IS_BETTER else -r.mean))
     return board
 
 

@@ -21,7 +21,7 @@ from transferlab.api import (
     TransferMethod,
 )
 from transferlab.errors import TransferlabError
-from transferlab.testing._checks import Check, ConformanceError
+from transferlab.testing._checks import Check, ConformanceError, NotApplicable
 from transferlab.testing._contracts.base import (
     Component,
     SuiteBase,
@@ -67,6 +67,8 @@ class MethodChecks(SuiteBase):
 
     def _method_checks(self, c: Component) -> list[Check]:
         label, traits = c.label, self.traits(c)
+        if "classification" not in getattr(traits, "task_kinds", ("classification",)):
+            return self._other_kind_checks(c)
         modalities = [m for m in traits.modalities if m in MODALITIES]
         check = self._check
         checks = [check("method", label, f"fit-predict[{m}]", f"fit on the tiny {m} task;"
@@ -96,6 +98,21 @@ class MethodChecks(SuiteBase):
                                 " source and an unlabeled target predicts valid target labels",
                                 lambda: self.check_domain_adaptation(c)))
         return checks
+
+    def _other_kind_checks(self, c: Component) -> list[Check]:
+        """A method for other task types (language modelling): its parameters are checked;
+        fitting needs a tiny task of that type, which the kit does not have yet."""
+        kinds = ", ".join(self.traits(c).task_kinds)
+
+        def not_applicable() -> None:
+            raise NotApplicable(f"the kit's tiny tasks are classification tasks; a {kinds}"
+                                " method is fitted by its own tests")
+
+        return [self._check("method", c.label, "fit-predict", "fit on the tiny task",
+                            not_applicable),
+                self._check("method", c.label, "bad-params", "bad parameter values fail"
+                            " validation and construction, before fit",
+                            lambda: self.check_bad_params(c))]
 
     def _no_modality(self, c: Component) -> None:
         raise ConformanceError(
