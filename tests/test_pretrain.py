@@ -510,3 +510,28 @@ def test_generate_greedy_is_deterministic_and_sampling_follows_the_seed(runner, 
     assert sampled[0] == sampled[1] != sampled[2]
     result = runner.invoke(cli, ["generate", "-b", "bert:tiny", "--prompt", "x"])
     assert result.exit_code != 0 and "cannot generate text" in result.output
+
+
+def test_suite_pretrain_tables_become_requests_and_backbone_paths():
+    """Bugs caught: a `{NAME}` backbone left unsubstituted (the cell would look for a file
+    named `{NAME}`), a reference to an undefined run accepted, a single corpus string split
+    into characters, and a misspelt key ignored."""
+    from transferlab.harness.suite import parse_suite
+
+    data = {"name": "pt", "tasks": ["sst2"], "methods": ["finetune"], "seeds": [0, 1],
+            "backbones": ["bert:tiny@{wiki}", "bert:tiny"],
+            "pretrain": [{"name": "wiki", "backbone": "bert:tiny", "objectives": ["mlm", "nsp"],
+                          "corpus": "wiki.txt", "steps": 10, "out": "out/wiki.safetensors",
+                          "weights": {"nsp": 0.5}}]}
+    suite = parse_suite(data)
+    assert [c.backbone for c in suite.cells] == ["bert:tiny@out/wiki.safetensors"] * 2 + [
+        "bert:tiny"] * 2
+    (request,) = suite.pretraining
+    assert (request.corpora, request.objectives, request.steps) == (("wiki.txt",),
+                                                                    ("mlm", "nsp"), 10)
+    assert request.weights == {"nsp": 0.5}
+    with pytest.raises(DataError, match="names pretraining run 'other'"):
+        parse_suite({**data, "backbones": ["bert:tiny@{other}"]})
+    bad = {**data["pretrain"][0], "step": 10}
+    with pytest.raises(DataError, match=r"unknown keys \['step'\]"):
+        parse_suite({**data, "pretrain": [bad]})

@@ -52,6 +52,12 @@ def bench(
     suite = load_suite(suite_file)
     runner = registries.executors.create(executor)
     store = ResultsStore(db)
+    if suite.pretraining:
+        from transferlab.pretraining.command import run_request
+
+        for request in suite.pretraining:  # resumes or re-saves; backbones need the files
+            click.echo(f"pretraining {request.backbone} -> {request.out}", err=True)
+            run_request(request, registries, device=device, progress=not no_progress, db=db)
     run_one = functools.partial(
         _run_with_host, data_dirs=data_dirs, device=device, progress=not no_progress
     )

@@ -10,6 +10,13 @@ methods = [{ name = "linear-probe", params = { C = 1.0 } }]
 
 A task entry may be a domain-adaptation pair: ``{ name = "usps", source = "mnist_subset" }``
 trains on the labeled source and the unlabeled target, scored on the target's test split.
+
+A suite may pretrain its own backbones first: each ``[[pretrain]]`` table is one
+``transferlab pretrain`` run (keys as its options: ``name``, ``backbone``, ``objectives``,
+``weights``, ``corpus`` or ``task``, ``steps``/``epochs``/``seconds``, ``batch_size``, ``lr``,
+``backbone_params``, ``seed``, ``out``), and a backbone written ``bert:tiny@{NAME}`` is the
+checkpoint run ``NAME`` writes. ``transferlab bench`` runs (or resumes) the pretraining before
+the cells.
 """
 
 from __future__ import annotations
@@ -32,6 +39,55 @@ __all__ = ["Executor", "ResultSink", "RunOne", "Suite", "load_suite", "parse_sui
 class Suite:
     name: str
     cells: list[Cell] = field(default_factory=list)
+    pretraining: list[Any] = field(default_factory=list)  # PretrainRequest, run first
+
+
+PRETRAIN_KEYS = {"name", "backbone", "objectives", "weights", "corpus", "task", "steps",
+                 "epochs", "seconds", "batch_size", "lr", "warmup", "weight_decay",
+                 "checkpoint_every", "backbone_params", "seed", "out"}
+
+
+def _pretraining(data: Mapping[str, Any], suite: str) -> tuple[list[Any], dict[str, str]]:
+    """The suite's ``[[pretrain]]`` runs and the checkpoint path each ``{NAME}`` stands for."""
+    from transferlab.pretraining.command import PretrainRequest
+
+    entries = data.get("pretrain", [])
+    if not isinstance(entries, list):
+        raise _wrong_type(suite, "pretrain", "an array of tables", entries,
+                          "write each run as a [[pretrain]] table")
+    requests, outputs = [], {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise DataError(f"suite {suite!r}: each [[pretrain]] table needs a name, got"
+                            f" {entry!r}")
+        where = f"suite {suite!r}, [[pretrain]] {entry['name']!r}"
+        unknown = sorted(set(entry) - PRETRAIN_KEYS)
+        missing = sorted({"backbone", "objectives", "out"} - set(entry))
+        if unknown or missing:
+            raise DataError(f"{where}: unknown keys {unknown} or missing keys {missing};"
+                            f" use {', '.join(sorted(PRETRAIN_KEYS))}")
+        values = {k: v for k, v in entry.items() if k not in ("name", "corpus")}
+        corpus = entry.get("corpus", [])
+        values["corpora"] = tuple([corpus] if isinstance(corpus, str) else corpus)
+        values["objectives"] = tuple(entry["objectives"])
+        values["out"] = str(entry["out"])
+        try:
+            requests.append(PretrainRequest(**values))
+        except TypeError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        outputs[entry["name"]] = values["out"]
+    return requests, outputs
+
+
+def _substitute(name: str, outputs: Mapping[str, str], suite: str) -> str:
+    """``bert:tiny@{NAME}`` -> ``bert:tiny@OUT`` of pretraining run NAME."""
+    base, at, tag = name.partition("@")
+    if not (at and tag.startswith("{") and tag.endswith("}")):
+        return name
+    if tag[1:-1] not in outputs:
+        raise DataError(f"suite {suite!r}: backbone {name!r} names pretraining run"
+                        f" {tag[1:-1]!r}, which no [[pretrain]] table defines")
+    return f"{base}@{outputs[tag[1:-1]]}"
 
 
 def _toml_type(value: Any) -> str:
@@ -121,7 +177,9 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
     if bad:
         raise DataError(f"suite {default_name!r}: seeds must be integers, got {seeds!r}"
                         f" ({bad[0]!r} is {_toml_type(bad[0])}); write seeds = [0, 1, 2]")
-    backbones = [_named(b, "backbones") for b in data["backbones"]]
+    pretraining, outputs = _pretraining(data, name)
+    backbones = [(_substitute(b, outputs, name), bp)
+                 for b, bp in (_named(b, "backbones") for b in data["backbones"])]
     methods = [_named(m, "methods") for m in data["methods"]]
     tasks = [_task(t) for t in data["tasks"]]
     cells = [
@@ -131,7 +189,7 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
         for m, mp in methods
         for s in seeds
     ]
-    return Suite(name, cells)
+    return Suite(name, cells, pretraining)
 
 
 def load_suite(path: str | Path) -> Suite:
