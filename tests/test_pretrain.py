@@ -535,3 +535,28 @@ def test_suite_pretrain_tables_become_requests_and_backbone_paths():
     bad = {**data["pretrain"][0], "step": 10}
     with pytest.raises(DataError, match=r"unknown keys \['step'\]"):
         parse_suite({**data, "pretrain": [bad]})
+
+
+def test_report_names_the_pretraining_behind_a_checkpoint_backbone(tmp_path):
+    """Bug caught: a leaderboard row for `bert:tiny@PATH` with no way to tell which objectives,
+    data and budget produced PATH (or the provenance of another checkpoint shown)."""
+    from transferlab.harness.report import LeaderboardRow, pretraining_provenance
+
+    def row(backbone: str) -> LeaderboardRow:
+        return LeaderboardRow("sst2", backbone, "finetune", "", 3, "accuracy", 0.7, 0.01,
+                              0.7, 1.0, 10, 10)
+
+    ckpt = tmp_path / "bert.safetensors"
+    runs = [{"checkpoint": str(ckpt.resolve()), "backbone": "bert:tiny", "data": "corpus:w.txt",
+             "objectives": [{"setting": "mlm", "weight": 1.0}, {"setting": "nsp",
+                                                                 "weight": 0.5}],
+             "steps": 1200, "final_loss": 6.54321},
+            {"checkpoint": "/elsewhere.safetensors", "backbone": "gpt:tiny", "data": "x",
+             "objectives": [], "steps": 1, "final_loss": None}]
+    table = pretraining_provenance([row(f"bert:tiny@{ckpt}"), row("bert:tiny"),
+                                    row("bert:tiny@random")], runs)
+    lines = table.splitlines()
+    assert len(lines) == 3
+    assert lines[2] == (f"| bert:tiny@{ckpt} | bert:tiny | 1 mlm + 0.5 nsp | corpus:w.txt |"
+                        " 1200 | 6.5432 |")
+    assert pretraining_provenance([row("bert:tiny")], runs) == ""

@@ -70,6 +70,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # relational transfer (issue 11): score validation and the task-relation map
     "ranking": ("transferlab/harness/ranking.py", ("test_rank.py",)),
     "relations": ("transferlab/harness/relations.py", ("test_relate.py",)),
+    "pretraining_data": ("transferlab/pretraining/data.py", ("test_pretrain.py",)),
+    "pretraining_loop": ("transferlab/pretraining/loop.py", ("test_pretrain.py",)),
+    "pretraining_command": ("transferlab/pretraining/command.py", ("test_pretrain.py",)),
 }
 
 KILLED = {1, 3}  # pytest failed / internal error while the mutant was active

@@ -30,6 +30,15 @@ def _shared_features() -> object:
     return FeatureStore()
 
 
+def _echo_provenance(board: list, store: object, fmt: str) -> None:
+    """Under a Markdown leaderboard, which pretraining run produced each NAME@PATH backbone."""
+    from transferlab.harness.report import pretraining_provenance
+
+    table = pretraining_provenance(board, store.pretraining_runs()) if fmt == "markdown" else ""
+    if table:
+        click.echo("\nPretrained backbones:\n\n" + table)
+
+
 @click.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--executor", default="local", show_default=True, help="local or process.")
@@ -71,7 +80,9 @@ def bench(
             click.echo(f"FAILED {cell.label()} seed={cell.seed}: {result.error}", err=True)
     click.echo(f"suite {suite.name}: {len(suite.cells)} cells, {skipped} already finished,"
                f" {failures} failed; results in {db}", err=True)
-    click.echo(FORMATS[fmt](leaderboard(store.rows(suite=suite.name))))
+    board = leaderboard(store.rows(suite=suite.name))
+    click.echo(FORMATS[fmt](board))
+    _echo_provenance(board, store, fmt)
     if failures:
         raise SystemExit(1)
 
@@ -89,8 +100,10 @@ def report(suite: str | None, metric: str, fmt: str, db: str) -> None:
 
     if not Path(db).exists():
         raise TransferlabError(f"no results file {db}; run `transferlab run` or pass --db")
-    board = leaderboard(ResultsStore(db).rows(suite=suite), metric=metric)
+    store = ResultsStore(db)
+    board = leaderboard(store.rows(suite=suite), metric=metric)
     click.echo(FORMATS[fmt](board))
+    _echo_provenance(board, store, fmt)
 
 
 COMMANDS = (bench, report)

@@ -150,3 +150,30 @@ def to_json(board: list[LeaderboardRow]) -> str:
 
 
 FORMATS = {"markdown": to_markdown, "csv": to_csv, "json": to_json}
+
+
+def pretraining_provenance(board: list[LeaderboardRow], runs: Iterable[dict[str, Any]]
+                           ) -> str:
+    """A Markdown table saying which stored pretraining run wrote each ``NAME@PATH`` backbone
+    of ``board`` (the latest run per checkpoint); empty when none did."""
+    from pathlib import Path
+
+    by_path: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        by_path[run["checkpoint"]] = run
+    lines = []
+    for backbone in sorted({row.backbone for row in board}):
+        _, at, tag = backbone.partition("@")
+        if not at or tag == "random":
+            continue
+        run = by_path.get(tag) or by_path.get(str(Path(tag).resolve()))
+        if run is None:
+            continue
+        objectives = " + ".join(f"{o['weight']:g} {o['setting']}" for o in run["objectives"])
+        loss = "" if run["final_loss"] is None else f"{run['final_loss']:.4f}"
+        lines.append(f"| {backbone} | {run['backbone']} | {objectives} | {run['data']} |"
+                     f" {run['steps']} | {loss} |")
+    if not lines:
+        return ""
+    return "\n".join(["| backbone | pretrained from | objectives | data | steps | final loss |",
+                      "|---|---|---|---|---:|---:|", *lines])
