@@ -165,7 +165,9 @@ def run_request(request: PretrainRequest, registries: Any, *, device: str | None
                 bar.total, bar.n = total, done - 1
             bar.update(done - bar.n)
             if record:
-                bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+                bar.set_postfix({"loss": f"{record['loss']:.4f}",
+                                 f"{setup.unit}/s": f"{record['units_per_s']:.0f}"},
+                                refresh=False)
 
         result = run_pretraining(setup, terms, config, run_dir, device=device,
                                  progress=report, should_stop=should_stop)

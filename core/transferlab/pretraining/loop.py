@@ -281,7 +281,7 @@ def run_pretraining(
     result.total_steps, result.resumed_from = total, result.steps
     for term in terms:
         term.objective.setup(module)
-    window: list[tuple[float, dict[str, float]]] = []
+    window: list[tuple[float, dict[str, float], int, float]] = []
     while result.steps < total:
         if config.budget.seconds and result.train_seconds >= config.budget.seconds:
             result.stop_reason = "seconds"
@@ -303,12 +303,15 @@ def run_pretraining(
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         result.steps += 1
-        result.units += setup.units(batch)
-        result.train_seconds += time.perf_counter() - tick
-        window.append((float(loss.detach()), parts))
+        units, seconds = setup.units(batch), time.perf_counter() - tick
+        result.units += units
+        result.train_seconds += seconds
+        window.append((float(loss.detach()), parts, units, seconds))
         if result.steps % config.log_every == 0 or result.steps == total:
             record = {"step": result.steps, "loss": sum(w[0] for w in window) / len(window),
-                      "lr": scheduler.get_last_lr()[0]}
+                      "lr": scheduler.get_last_lr()[0],
+                      "units_per_s": sum(w[2] for w in window) / max(
+                          1e-9, sum(w[3] for w in window))}
             for name in parts:
                 record[name] = sum(w[1][name] for w in window) / len(window)
             result.history.append(record)
