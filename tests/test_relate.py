@@ -21,7 +21,7 @@ from conftest import entry_points_named
 from transferlab import hookimpl
 from transferlab.api import Split
 from transferlab.cli import cli
-from transferlab.errors import IncompatibleError, ParamError
+from transferlab.errors import CheckpointError, IncompatibleError, ParamError
 from transferlab.harness import relations
 from transferlab.harness.cell import Cell, run_cell
 from transferlab.harness.relations import Gain, plan_relations, relation_map, transfer_gains
@@ -562,3 +562,504 @@ def test_an_older_results_file_gains_the_relations_table_and_keeps_its_rows(tmp_
                                  "seeds": [0], "transfers": []})
     assert row_id == 1 and store.relations()[0]["relation_map"]["tasks"] == ["x", "y"]
     assert len(ResultsStore(db).rows()) == 1 and len(ResultsStore(db).relations()) == 1
+
+
+# --- the plan, exactly ---------------------------------------------------------------------
+
+
+class BaselineMethodPlugin:
+    """A ``baseline``-family method (it trains nothing) next to the tiny backbones and tasks."""
+
+    @hookimpl
+    def register_methods(self, register):
+        register("majority", lambda name, **params: None, summary="the commonest class",
+                 family="baseline")
+
+
+def _refusal(registries, backbone="tiny:mlp", tasks=TASKS, **kwargs) -> tuple[type, str]:
+    with pytest.raises((ParamError, IncompatibleError)) as caught:
+        plan_relations(backbone, tasks, registries, **kwargs)
+    return type(caught.value), str(caught.value)
+
+
+def test_plan_refusals_say_exactly_what_is_wrong_and_how_to_fix_it(host):
+    """Bugs caught: a refusal that names the wrong thing (a bad transfer method reported as a
+    bad 'setting' or 'backbone'), drops the tasks it got or the 'none' for no task, garbles
+    the fix it suggests, or lets a baseline-family method through to a map of zero gains."""
+    registries = host.registries
+    assert _refusal(registries, tasks=["tiny-a"]) == (
+        ParamError, "a relation map needs at least two tasks, got 1 (tiny-a); name more with"
+        " -t A -t B ...")
+    assert _refusal(registries, tasks=[]) == (
+        ParamError, "a relation map needs at least two tasks, got 0 (none); name more with"
+        " -t A -t B ...")
+    assert _refusal(registries, seeds=[]) == (
+        ParamError, "a relation map needs at least one seed; pass --seed 0")
+    assert _refusal(registries, transfer_methods=[]) == (
+        ParamError, "a relation map needs a transfer method; pass --transfer-method"
+        " linear-probe")
+    assert _refusal(registries, tasks=["tiny-a", "tiny-text"]) == (
+        IncompatibleError, "the tasks of a relation map must share one modality, got"
+        " tiny-a (image), tiny-text (text); relate image tasks with image tasks and text"
+        " tasks with text tasks")
+    assert _refusal(registries, method="linear-probe") == (
+        IncompatibleError, "method 'linear-probe' (family feature) does not train the"
+        " backbone's weights, so its fine-tuned backbone would be the original; pass -m"
+        " finetune (or another parameter method that trains the backbone's own weights)")
+    kind, message = _refusal(registries, backbone="tiny:mlp[init_seed=1")
+    assert kind is ParamError
+    assert message.startswith("backbone: 'tiny:mlp[init_seed=1' must end with ']'")
+    kind, message = _refusal(registries, transfer_methods=["linear-probe", "knn[k=3"])
+    assert kind is ParamError
+    assert message.startswith("transfer method: 'knn[k=3' must end with ']'")
+
+    other = PluginHost()
+    other.load_entry_points(entry_points_named("feature", "parameter", "objectives"))
+    other.add_plugin(RelatePlugin(), "relate-test")
+    other.add_plugin(BaselineMethodPlugin(), "baseline-test")
+    assert _refusal(other.registries, method="majority") == (
+        IncompatibleError, "method 'majority' (family baseline) does not train the"
+        " backbone's weights, so its fine-tuned backbone would be the original; pass -m"
+        " finetune (or another parameter method that trains the backbone's own weights)")
+
+
+def test_plan_carries_backbone_parameters_seeds_and_transfer_settings_into_every_cell(host):
+    """Bugs caught: backbone parameters (``tiny:mlp[init_seed=3]``) dropped from the
+    fine-tuning or the transfer cells, so sources and baseline are other backbones; every
+    cell run with seed 0 whatever ``--seed`` says; transfer-method parameters
+    (``finetune[max_steps=2]``) lost; checkpoints outside ``relate/`` by default, or named
+    with another length of the cell key (a resume would not find them); or a plan order
+    other than method, seed, target, then the original backbone before the sources."""
+    plan = plan_relations("tiny:mlp[init_seed=3]", ["tiny-a", "tiny-b"], host.registries,
+                          params={"max_steps": 4}, transfer_methods=["finetune[max_steps=2]"],
+                          seeds=[2, 1])
+    assert plan.backbone == "tiny:mlp" and dict(plan.backbone_params) == {"init_seed": 3}
+    assert plan.params["max_steps"] == 4 and plan.seeds == (2, 1)
+    assert plan.transfer_methods == ("finetune[max_steps=2]",)
+    assert [(f.task, f.seed, f.cell.seed, dict(f.cell.backbone_params)) for f in plan.fits] == [
+        ("tiny-a", 2, 2, {"init_seed": 3}), ("tiny-b", 2, 2, {"init_seed": 3}),
+        ("tiny-a", 1, 1, {"init_seed": 3}), ("tiny-b", 1, 1, {"init_seed": 3})]
+    for fit in plan.fits:
+        name = f"{fit.task}-s{fit.seed}-{fit.cell.key[:8]}.safetensors"
+        assert fit.checkpoint == Path("relate", "tiny-mlp", name)
+        assert fit.backbone == f"tiny:mlp@relate/tiny-mlp/{name}"
+    source = {f.backbone: f.task for f in plan.fits}
+    assert [(t.source, t.target, t.seed, source.get(t.cell.backbone), t.cell.seed,
+             t.cell.params["max_steps"], dict(t.cell.backbone_params))
+            for t in plan.transfers] == [
+        (None, "tiny-a", 2, None, 2, 2, {"init_seed": 3}),
+        ("tiny-b", "tiny-a", 2, "tiny-b", 2, 2, {"init_seed": 3}),
+        (None, "tiny-b", 2, None, 2, 2, {"init_seed": 3}),
+        ("tiny-a", "tiny-b", 2, "tiny-a", 2, 2, {"init_seed": 3}),
+        (None, "tiny-a", 1, None, 1, 2, {"init_seed": 3}),
+        ("tiny-b", "tiny-a", 1, "tiny-b", 1, 2, {"init_seed": 3}),
+        (None, "tiny-b", 1, None, 1, 2, {"init_seed": 3}),
+        ("tiny-a", "tiny-b", 1, "tiny-a", 1, 2, {"init_seed": 3})]
+    assert {t.cell.backbone for t in plan.transfers if t.source is None} == {"tiny:mlp"}
+
+
+def test_a_backbone_that_is_itself_a_checkpoint_is_fine_tuned_from_its_base_name(host, tmp_path):
+    """Bug caught: relating an already fine-tuned ``tiny:mlp@runs/v@2/base.safetensors``
+    names its checkpoints ``tiny:mlp@runs/v@2/...@relate/...`` (or cuts the base name at the
+    last '@', inside the path), a backbone name no family loads."""
+    plan = plan_relations("tiny:mlp@runs/v@2/base.safetensors", ["tiny-a", "tiny-b"],
+                          host.registries, transfer_methods=["linear-probe"], out=tmp_path)
+    fit = plan.fits[0]
+    assert fit.checkpoint.parent == tmp_path / "tiny-mlp-runs-v-2-base.safetensors"
+    assert fit.backbone == f"tiny:mlp@{fit.checkpoint.as_posix()}"
+    assert plan.transfers[0].cell.backbone == "tiny:mlp@runs/v@2/base.safetensors"
+
+
+def test_checkpoint_folder_names_are_file_safe_and_keep_the_name_readable():
+    """Bugs caught: capitals or a leading 'X' lost from a backbone's folder name (two
+    backbones then share one folder), separators left at the ends, names over 80
+    characters, or an empty folder name for a name of separators only."""
+    slug = relations._slug
+    assert slug("timm:EfficientNet_Lite0") == "timm-EfficientNet_Lite0"
+    assert slug("Xception@v1.X") == "Xception-v1.X"
+    assert slug(":a b:") == "a-b" and slug(".hidden.") == "hidden"
+    assert slug("a" * 100) == "a" * 80
+    assert slug("::") == "x" and slug("...") == "x"
+
+
+# --- fitting and running, with a recording run_cell ----------------------------------------
+
+
+def _recording_run_cell(outcomes, calls):
+    """A ``run_cell`` that records its keyword arguments and returns ``outcomes[cell.key]``
+    (status, metrics, error; default ok at 0.5) without training; an ok cell with an
+    ``after_fit`` hands it an untrained tiny backbone, as a fit would its trained one."""
+    from transferlab.harness.cell import CellResult
+
+    def run_cell(cell, registries, **kwargs):
+        calls.append((cell, kwargs))
+        status, metrics, error = outcomes.get(cell.key, ("ok", {"accuracy": 0.5}, None))
+        if status == "ok" and kwargs.get("after_fit") is not None:
+            kwargs["after_fit"](registries.backbones.create(cell.backbone,
+                                                            cell.backbone_params), None)
+        return CellResult(cell, status, metrics=dict(metrics), error=error)
+
+    return run_cell
+
+
+def test_fit_sources_notes_each_outcome_and_stores_it_under_the_relate_suite(
+        host, tmp_path, monkeypatch):
+    """Bugs caught: a fine-tune's note that prints the wrong accuracy, crashes on a result
+    without one, reports a success as FAILED (or a failure as a success), drops the error;
+    fine-tuning results stored outside the ``relate`` suite; and a library call without
+    ``progress=`` that hides the progress bars the CLI shows by default."""
+    plan = plan_relations("tiny:mlp", list(TASKS), host.registries,
+                          transfer_methods=["linear-probe"], out=tmp_path / "ckpt")
+    a, b, c = plan.fits
+    outcomes = {a.cell.key: ("ok", {"accuracy": 0.75}, None),
+                b.cell.key: ("ok", {"f1": 0.5}, None),
+                c.cell.key: ("error", {}, "CUDA out of memory")}
+    calls: list = []
+    monkeypatch.setattr(relations, "run_cell", _recording_run_cell(outcomes, calls))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    notes: list[str] = []
+    fitted = relations.fit_sources(plan, host.registries, store, note=notes.append)
+    assert notes == [
+        "relate: [1/3] finetune on tiny-a (seed 0): fine-tuning tiny:mlp",
+        f"relate: [1/3] finetune on tiny-a (seed 0): accuracy 0.7500, saved {a.checkpoint}",
+        "relate: [2/3] finetune on tiny-b (seed 0): fine-tuning tiny:mlp",
+        f"relate: [2/3] finetune on tiny-b (seed 0): accuracy nan, saved {b.checkpoint}",
+        "relate: [3/3] finetune on tiny-c (seed 0): fine-tuning tiny:mlp",
+        "relate: [3/3] finetune on tiny-c (seed 0): FAILED: CUDA out of memory"]
+    assert [(task, seed, r.status) for (task, seed), r in fitted.items()] == [
+        ("tiny-a", 0, "ok"), ("tiny-b", 0, "ok"), ("tiny-c", 0, "error")]
+    rows = store.rows(status=None)
+    assert [(r["task"], r["suite"], r["status"]) for r in rows] == [
+        ("tiny-a", "relate", "ok"), ("tiny-b", "relate", "ok"), ("tiny-c", "relate", "error")]
+    assert [k["progress"] for _, k in calls] == [True, True, True]
+    assert a.checkpoint.is_file() and b.checkpoint.is_file() and not c.checkpoint.exists()
+
+
+@pytest.mark.parametrize("progress", [True, False, None], ids=["progress", "quiet", "default"])
+def test_run_relations_hands_device_progress_and_one_feature_cache_to_every_cell(
+        host, tmp_path, monkeypatch, progress):
+    """Bugs caught: ``--device`` ignored by the fine-tunes or the transfers (they run on the
+    default device), ``--no-progress`` ignored (or progress lost) by one of the fine-tunes,
+    the transfer cells or the suite's bar, or fine-tunes and transfers that do not share one
+    feature cache (every transfer re-extracts its features)."""
+    import transferlab.harness.suite as suite_module
+    from transferlab.harness.features import FeatureStore
+
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe"], out=tmp_path / "ckpt")
+    calls: list = []
+    monkeypatch.setattr(relations, "run_cell", _recording_run_cell({}, calls))
+    suites: list = []
+    real_run_suite = suite_module.run_suite
+
+    def run_suite(suite, *args, **kwargs):
+        suites.append((suite.name, kwargs.get("progress", "omitted")))
+        return real_run_suite(suite, *args, **kwargs)
+
+    monkeypatch.setattr(suite_module, "run_suite", run_suite)
+    store = ResultsStore(tmp_path / "r.sqlite")
+    given = {} if progress is None else {"progress": progress}
+    relations.run_relations(plan, host.registries, store, device="cpu", **given)
+    expected = True if progress is None else progress
+    assert len(calls) == 2 + 4
+    assert [(k["device"], k["progress"]) for _, k in calls] == [("cpu", expected)] * 6
+    caches = {id(k["feature_store"]) for _, k in calls}
+    assert len(caches) == 1 and isinstance(calls[0][1]["feature_store"], FeatureStore)
+    assert [k.get("after_fit") is not None for _, k in calls] == [True] * 2 + [False] * 4
+    assert suites == [("relate", expected)]
+
+
+def test_run_relations_skips_unfitted_sources_and_reports_every_failure(
+        host, tmp_path, monkeypatch):
+    """Bugs caught: a failed fine-tune whose transfers are run anyway (or skipped
+    silently), a failure count that stops at 1 or counts twice, failure lines without the
+    cell and its error, transfer results stored outside the ``relate`` suite, or fine-tuning
+    notes that never reach the caller."""
+    plan = plan_relations("tiny:mlp", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe", "knn"], out=tmp_path / "ckpt")
+    fit_a, fit_b = plan.fits
+    outcomes = {fit_a.cell.key: ("ok", {"accuracy": 0.9}, None),
+                fit_b.cell.key: ("error", {}, "out of memory")}
+    accuracy = {(None, "tiny-a"): 0.5, (None, "tiny-b"): 0.6, ("tiny-a", "tiny-b"): 0.8}
+    broken = []
+    for t in plan.transfers:
+        if t.method == "knn" and (t.source, t.target) in {(None, "tiny-a"),
+                                                           ("tiny-a", "tiny-b")}:
+            outcomes[t.cell.key] = ("error", {}, "boom")
+            broken.append(t.cell)
+        elif (t.source, t.target) in accuracy:
+            outcomes[t.cell.key] = ("ok", {"accuracy": accuracy[(t.source, t.target)]}, None)
+    calls: list = []
+    monkeypatch.setattr(relations, "run_cell", _recording_run_cell(outcomes, calls))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    notes: list[str] = []
+    found, failures = relations.run_relations(plan, host.registries, store, progress=False,
+                                              note=notes.append)
+    assert notes == [
+        "relate: [1/2] finetune on tiny-a (seed 0): fine-tuning tiny:mlp",
+        f"relate: [1/2] finetune on tiny-a (seed 0): accuracy 0.9000, saved {fit_a.checkpoint}",
+        "relate: [2/2] finetune on tiny-b (seed 0): fine-tuning tiny:mlp",
+        "relate: [2/2] finetune on tiny-b (seed 0): FAILED: out of memory",
+        "relate: 2 transfer cells skipped: their source was not fine-tuned",
+        "relate: 6 transfer cells, 0 already finished, 2 failed"]
+    assert failures == ["fine-tuning on tiny-b (seed 0): out of memory",
+                        *[f"{cell.label()} seed=0: boom" for cell in broken]]
+    assert len(broken) == 2 and all(cell.label().startswith("tiny:mlp") for cell in broken)
+    assert not any(c.backbone == fit_b.backbone for c, _ in calls)  # never ran
+    rows = store.rows(suite="relate", status=None)
+    assert len(rows) == len(store.rows(status=None)) == 2 + 6
+    assert found.matrix("linear-probe") == [[None, pytest.approx(0.2)], [None, None]]
+    assert found.matrix("knn") == [[None, None], [None, None]]
+    assert store.relations()[0]["relation_map"] == json.loads(json.dumps(found.to_dict()))
+
+
+# --- the checkpoint check, with a fake backbone family -------------------------------------
+
+
+class _FakeBackbone:
+    """A backbone whose ``save`` writes its module's weights as safetensors (or nothing, with
+    ``write=False``, as a family that saves elsewhere does)."""
+
+    def __init__(self, module, *, write: bool = True) -> None:
+        self.module = module
+        self.write = write
+
+    def save(self, path):
+        from safetensors.torch import save_file
+
+        if self.write:
+            save_file({} if self.module is None else self.module.state_dict(), path)
+        return Path(path)
+
+
+def _fake_registries(rebuild):
+    """Registries whose only family rebuilds ``NAME@PATH`` with ``rebuild(path, params)``."""
+    from types import SimpleNamespace
+
+    calls: list = []
+
+    def create(name, params=None):
+        calls.append((name, params))
+        return rebuild(Path(name.partition("@")[2]), params)
+
+    return SimpleNamespace(backbones=SimpleNamespace(create=create)), calls
+
+
+def _fake_fit(tmp_path: Path) -> relations.SourceFit:
+    path = tmp_path / "tiny-a-s0-cafe.safetensors"
+    cell = Cell("fake:net", "tiny-a", "finetune", {}, {"width": 3}, 0)
+    return relations.SourceFit("tiny-a", 0, cell, path, f"fake:net@{path.as_posix()}")
+
+
+def test_the_checkpoint_check_rebuilds_with_the_backbones_parameters(tmp_path):
+    """Bug caught: the saved backbone reloaded without its backbone parameters (a width=3
+    network checked against a default one), so every fine-tune of a backbone with
+    parameters fails as 'does not reload'."""
+    import torch
+    from safetensors.torch import load_file
+
+    def rebuild(path, params):
+        module = torch.nn.Linear(params["width"], 2)
+        module.load_state_dict(load_file(path))
+        return _FakeBackbone(module)
+
+    registries, calls = _fake_registries(rebuild)
+    fit = _fake_fit(tmp_path)
+    relations._saver(fit, registries)(_FakeBackbone(torch.nn.Linear(3, 2)), None)
+    assert fit.checkpoint.is_file()
+    assert calls == [(fit.backbone, {"width": 3})]
+
+
+def test_a_backbone_without_a_torch_module_passes_the_checkpoint_check(tmp_path):
+    """Bug caught: a family without a torch module (its ``save`` keeps its own state) is
+    refused as 'does not reload' because the check asks a missing module for weights."""
+    registries, _ = _fake_registries(lambda path, params: _FakeBackbone(None))
+    fit = _fake_fit(tmp_path)
+    relations._saver(fit, registries)(_FakeBackbone(None), None)
+    assert fit.checkpoint.is_file()
+
+
+def test_a_checkpoint_that_cannot_be_rebuilt_is_named_with_its_cause_and_the_fix(tmp_path):
+    """Bugs caught: the reload failure reported without the backbone name, the original
+    error or the fix, or hidden behind a FileNotFoundError from removing a checkpoint the
+    save never wrote."""
+    import torch
+
+    def rebuild(path, params):
+        raise FileNotFoundError(f"no checkpoint at {path.name}")
+
+    registries, _ = _fake_registries(rebuild)
+    fit = _fake_fit(tmp_path)
+    with pytest.raises(CheckpointError) as caught:
+        relations._saver(fit, registries)(_FakeBackbone(torch.nn.Linear(3, 2), write=False),
+                                          None)
+    assert str(caught.value) == (
+        f"the backbone fine-tuned on 'tiny-a' does not reload as {fit.backbone}"
+        " (FileNotFoundError: no checkpoint at tiny-a-s0-cafe.safetensors); relate needs a"
+        " method that trains the backbone's own weights (e.g. finetune, not lora)")
+    assert not fit.checkpoint.exists()
+
+
+@pytest.mark.parametrize("write", [True, False], ids=["saved", "not-saved"])
+def test_a_checkpoint_that_restores_other_weights_is_refused_with_the_families_that_work(
+        tmp_path, write):
+    """Bugs caught: a family whose ``@PATH`` builds a backbone without a torch module (or
+    other weights) reported as a reload crash or not at all; the message's list of families
+    that load checkpoints garbled; a FileNotFoundError instead of the message when the
+    save wrote nothing; or the wrong checkpoint left behind for a resume to reuse."""
+    import torch
+
+    registries, _ = _fake_registries(lambda path, params: _FakeBackbone(
+        None if write else torch.nn.Linear(3, 2)))
+    fit = _fake_fit(tmp_path)
+    trained = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        trained.weight.fill_(7.0)
+    with pytest.raises(CheckpointError) as caught:
+        relations._saver(fit, registries)(_FakeBackbone(trained, write=write), None)
+    assert str(caught.value) == (
+        f"{fit.backbone} does not restore the weights saved after fine-tuning on 'tiny-a';"
+        " relate needs a backbone family that loads @PATH checkpoints"
+        " (timm:, sbert:, hf:, gpt:, bert:)")
+    assert not fit.checkpoint.exists()
+
+
+# --- gains and the map, exactly ------------------------------------------------------------
+
+
+def test_a_missing_pair_does_not_hide_the_next_targets_of_its_source():
+    """Bug caught: the first target without a result ends the source's row, so its gains
+    on every later target go missing from the map."""
+    accuracy = {(None, "a", 0): 0.5, (None, "b", 0): 0.5, (None, "c", 0): 0.5,
+                ("a", "c", 0): 0.75, ("b", "a", 0): 0.25, ("b", "c", 0): 0.5,
+                ("c", "a", 0): 0.5, ("c", "b", 0): 0.625}
+    gains = transfer_gains(accuracy, ["a", "b", "c"], [0])
+    assert [(g.source, g.target, g.gain) for g in gains] == [
+        ("a", "b", None), ("a", "c", 0.25), ("b", "a", -0.25), ("b", "c", 0.0),
+        ("c", "a", 0.0), ("c", "b", 0.125)]
+
+
+def test_the_interval_of_three_seeds_uses_the_sample_standard_deviation():
+    """Bug caught: a 95% interval whose spread is multiplied instead of divided by n - 1,
+    which two seeds (n - 1 = 1) cannot tell apart but three can."""
+    accuracy = {(None, "b", s): 0.5 for s in range(3)}
+    accuracy.update({("a", "b", 0): 0.6, ("a", "b", 1): 0.7, ("a", "b", 2): 0.8})
+    gain = {(g.source, g.target): g for g in transfer_gains(accuracy, ["a", "b"], [0, 1, 2])}
+    ab = gain[("a", "b")]
+    assert ab.gain == pytest.approx(0.2) and ab.seeds == 3
+    # t(0.975, 2) = 4.302653; std of (0.1, 0.2, 0.3) = 0.1
+    assert ab.ci95 == pytest.approx(4.3026527 * 0.1 / math.sqrt(3), rel=1e-6)
+
+
+def test_relation_map_averages_seeds_and_counts_only_successful_rows_with_accuracy(
+        host, tmp_path):
+    """Bugs caught: fine-tuned accuracy or baseline summed (times the seeds) instead of
+    averaged, a failed row's accuracy counted, a KeyError on a successful row without an
+    accuracy, or the backbone parameters lost from the stored map."""
+    plan = plan_relations("tiny:mlp[init_seed=3]", ["tiny-a", "tiny-b"], host.registries,
+                          transfer_methods=["linear-probe"], seeds=[0, 1],
+                          out=tmp_path / "ckpt")
+    value = {(None, "tiny-a", 0): 0.5, (None, "tiny-a", 1): 0.75,
+             (None, "tiny-b", 0): 0.5, (None, "tiny-b", 1): 0.5,
+             ("tiny-a", "tiny-b", 0): 0.75, ("tiny-a", "tiny-b", 1): 0.625}
+    rows = [{"cell_key": t.cell.key, "status": "ok",
+             "metrics": {"accuracy": value[(t.source, t.target, t.seed)]}}
+            for t in plan.transfers if (t.source, t.target, t.seed) in value]
+    fits = {(f.task, f.seed): f.cell.key for f in plan.fits}
+    rows += [{"cell_key": fits[("tiny-a", 0)], "status": "ok", "metrics": {"accuracy": 0.75}},
+             {"cell_key": fits[("tiny-a", 1)], "status": "ok", "metrics": {"accuracy": 0.5}},
+             {"cell_key": fits[("tiny-b", 0)], "status": "error", "metrics": {"accuracy": 1.0}},
+             {"cell_key": fits[("tiny-b", 1)], "status": "ok", "metrics": {"f1": 0.9}}]
+    found = relation_map(plan, rows)
+    assert found.fine_tuned == {"tiny-a": 0.625, "tiny-b": None}
+    assert found.baselines["linear-probe"] == {"tiny-a": 0.625, "tiny-b": 0.5}
+    assert found.matrix("linear-probe") == [[None, pytest.approx(0.1875)], [None, None]]
+    assert found.backbone_params == {"init_seed": 3}
+    assert found.to_dict()["backbone_params"] == {"init_seed": 3}
+
+
+def test_unclear_pairs_are_listed_largest_effect_first_even_with_a_zero_gain():
+    """Bug caught: a pair whose gain is exactly 0 (its interval straddles 0) ranked as the
+    largest effect of the 'unclear' list."""
+    zero, small = Gain("a", "b", 0.0, 0.1, 2, 0.5, 0.5), Gain("b", "a", 0.05, 0.1, 2, 0.55, 0.5)
+    found = relations.RelationMap("tiny:mlp", {}, "finetune", {}, ["a", "b"], [0, 1],
+                                  gains={"knn": [zero, small]})
+    assert [g.verdict for g in (zero, small)] == ["unclear", "unclear"]
+    assert found.by_verdict("unclear") == [("knn", small), ("knn", zero)]
+
+
+# --- the heat map, exactly -----------------------------------------------------------------
+
+
+def _two_panel_map() -> relations.RelationMap:
+    gains = {"linear-probe": [Gain("a", "b", 0.5, None, 1, 0.75, 0.25),
+                              Gain("b", "a", -0.3, None, 1, 0.2, 0.5)],  # 0.6 x the limit
+             "knn": [Gain("a", "b", 0.1, None, 1, 0.75, 0.65),
+                     Gain("b", "a", None, None, 0, None, None)]}
+    return relations.RelationMap("tiny:mlp", {}, "finetune", {}, ["a", "b"], [0],
+                                 baselines={m: {} for m in gains}, gains=gains)
+
+
+def test_relation_figure_lays_out_readable_panels_and_one_shared_colour_bar():
+    """Bugs caught: annotations not centred in their cells or in another font size, tick
+    labels that overlap (not rotated, or anchored at their centre), titles in the wrong
+    size, missing cells drawn transparent instead of grey, a colour bar attached to the last
+    panel only (a bar-sized hole between the panels) or as tall as the panels, a figure
+    without its layout engine (labels overlap), text sizes that follow the user's style
+    instead of the fixed cell size, or white text on a cell at exactly 0.6 of the colour
+    limit, where the colour is still light."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    fig = relations.relation_figure(_two_panel_map())
+    try:
+        assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+        fig.canvas.draw()
+        probe, knn, colorbar = fig.axes
+        for ax in (probe, knn):
+            assert {(t.get_fontsize(), t.get_ha(), t.get_va()) for t in ax.texts} == {
+                (9.0, "center", "center")}
+            assert [(t.get_rotation(), t.get_ha()) for t in ax.get_xticklabels()] == [
+                (35.0, "right"), (35.0, "right")]
+            assert ax.title.get_fontsize() == 10.0
+            assert ax.get_images()[0].get_cmap().get_bad() == pytest.approx(to_rgba("#dddddd"))
+        assert fig._suptitle.get_fontsize() == 11.0
+        assert {t.get_text(): t.get_color() for t in probe.texts} == {
+            "-": "#777777", "+0.500": "white", "-0.300": "black"}
+        first, second, bar = (ax.get_position() for ax in (probe, knn, colorbar))
+        assert first.width == pytest.approx(second.width)
+        assert first.height == pytest.approx(second.height)
+        assert bar.x0 > second.x1 and bar.height < first.height  # shrunk, to the right
+        # one bar for the row: no bar-sized hole between the panels
+        assert (second.x0 - first.x1) * fig.get_figwidth() < 0.25
+    finally:
+        plt.close(fig)
+    with matplotlib.rc_context({"font.size": 14}):  # a style with larger fonts
+        fig = relations.relation_figure(_two_panel_map())
+    try:  # the text sizes are fixed: the cells are 0.9 inch whatever the style
+        assert [ax.title.get_fontsize() for ax in fig.axes[:2]] == [10.0, 10.0]
+        assert fig._suptitle.get_fontsize() == 11.0
+        assert {t.get_fontsize() for ax in fig.axes[:2] for t in ax.texts} == {9.0}
+    finally:
+        plt.close(fig)
+
+
+def test_the_saved_heat_map_is_cropped_with_a_margin_at_120_dpi(tmp_path):
+    """Bugs caught: a PNG saved at the screen's resolution (100 dpi, or any but 120), or
+    uncropped, so labels crowd the edge of the image."""
+    import struct
+
+    import matplotlib.image as mpimg
+
+    path = relations.plot_relation_map(_two_panel_map(), tmp_path / "map.png")
+    data = path.read_bytes()
+    at = data.index(b"pHYs")
+    per_metre_x, per_metre_y, unit = struct.unpack(">IIB", data[at + 4:at + 13])
+    assert unit == 1 and per_metre_x == per_metre_y == round(120 / 0.0254)
+    image = mpimg.imread(path)
+    ink = (image[..., :3] < 0.99).any(axis=2)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    margins = (rows[0], image.shape[0] - 1 - rows[-1], cols[0], image.shape[1] - 1 - cols[-1])
+    assert all(10 <= m <= 20 for m in margins), margins  # 0.1 inch = 12 px, all around
