@@ -1008,3 +1008,17 @@ def test_an_integer_seeds_value_suggests_a_range_only_between_2_and_10(seeds, of
     message = str(caught.value)
     assert f"write seeds = [{seeds}] for seed {seeds}" in message
     assert (f"or seeds = {list(range(seeds))} for {seeds} seeds" in message) is offers_a_range
+
+
+def test_a_language_modelling_task_is_ranked_by_perplexity_lowest_first():
+    """Catches a language-modelling task vanishing from the default (accuracy) leaderboard,
+    and perplexity ranked highest first like accuracy."""
+    rows = []
+    for method, value in (("worse", 300.0), ("better", 120.0)):
+        row = _row(task="corpus:x", method=method)
+        row["metrics"] = {"perplexity": value}
+        rows.append(row)
+    board = leaderboard([*rows, _row(task="digits", method="c", accuracy=0.7)])
+    assert [(r.task, r.method, r.metric) for r in board] == [
+        ("corpus:x", "better", "perplexity"), ("corpus:x", "worse", "perplexity"),
+        ("digits", "c", "accuracy")]

@@ -73,11 +73,12 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
         label = _params_label(row, varying)
         task = row["task"] if not row.get("source_task") else f"{row['source_task']}->{row['task']}"
         groups[(task, row["backbone"], row["method"], label)].append(row)
+    has_metric = {key[0] for key, members in groups.items()
+                  if any(metric in m["metrics"] for m in members)}
     board = []
     for (task, backbone, method, params), members in groups.items():
         metric_of_task = metric
-        if not any(metric in m["metrics"] for m in members) and all(
-                "perplexity" in m["metrics"] for m in members):
+        if task not in has_metric and all("perplexity" in m["metrics"] for m in members):
             metric_of_task = "perplexity"  # a language-modelling task's own metric
         values = [m["metrics"][metric_of_task] for m in members
                   if metric_of_task in m["metrics"]]
