@@ -58,7 +58,7 @@ class LanguageModelPredictor(Predictor):
         from transferlab.training.data import to_device
 
         setup = _setup(self.backbone, task.split(split).inputs, self.objective, ctx.seed)
-        module = setup.module.to(ctx.device).eval()
+        setup.module.to(ctx.device).eval()
         total_loss, tokens = 0.0, 0
         with torch.no_grad(), ctx.progress_bar(setup.train.count, f"perplexity {split}") as tick:
             for start in range(0, setup.train.count, self.batch_size):
@@ -68,7 +68,6 @@ class LanguageModelPredictor(Predictor):
                 predicted = len(rows) * (batch["labels"].shape[1] - 1)
                 total_loss, tokens = total_loss + loss * predicted, tokens + predicted
                 tick(len(rows))
-        module.train(False)
         mean = total_loss / tokens
         return {"perplexity": math.exp(mean), "loss": mean, "tokens": float(tokens)}
 
