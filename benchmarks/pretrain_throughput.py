@@ -28,14 +28,14 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from transferlab.api import Budget
 from transferlab.params import parse_assignments
 from transferlab.plugins import get_host
-from transferlab.pretraining.command import PretrainRequest, load_data, resolve_terms
+from transferlab.pretraining.command import PretrainRequest, build_setup
 from transferlab.pretraining.loop import PretrainConfig, run_pretraining, step_generator
 from transferlab.training.data import shuffled
 from transferlab.training.schedule import build_scheduler, decay_groups
@@ -56,16 +56,13 @@ def other_cpu_seconds() -> float:
 
 
 def build(args: argparse.Namespace, registries: object) -> tuple[object, list, PretrainConfig]:
+    """The setup ``transferlab pretrain`` would build, and a config without checkpoints."""
     request = PretrainRequest(args.backbone, (args.objective,), "unused",
                               corpora=tuple(args.corpus), task=args.task,
                               backbone_params=parse_assignments(args.backbone_param),
                               steps=args.steps, batch_size=args.batch_size)
-    terms = resolve_terms(request.objectives, {}, registries)
-    data = load_data(request, registries)
-    backbone = registries.backbones.create(args.backbone, dict(request.backbone_params))
-    setup = terms[0].objective.build_pretraining(backbone, data, [(terms[0].objective, 1.0)], 0)
-    config = PretrainConfig(Budget(steps=args.steps), batch_size=args.batch_size,
-                            checkpoint_every=10**9, validation_batches=0)
+    terms, _, _, setup = build_setup(request, registries)
+    config = replace(request.config(), checkpoint_every=10**9, validation_batches=0)
     return setup, terms, config
 
 

@@ -17,7 +17,7 @@ from transferlab.errors import CheckpointError, IncompatibleError, ParamError, U
 from transferlab.pretraining.data import UnlabeledData, from_task, read_corpora
 from transferlab.settings import parse_setting
 
-__all__ = ["PretrainRequest", "checkpoint_dir", "resolve_terms", "run_request"]
+__all__ = ["PretrainRequest", "build_setup", "checkpoint_dir", "resolve_terms", "run_request"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,16 @@ class PretrainRequest:
     weight_decay: float = 0.01
     checkpoint_every: int = 100
     seed: int = 0
+
+    def config(self) -> Any:
+        """The loop's :class:`~transferlab.pretraining.loop.PretrainConfig` for this run."""
+        from transferlab.pretraining.loop import PretrainConfig
+
+        return PretrainConfig(
+            Budget(epochs=self.epochs, steps=self.steps, seconds=self.seconds),
+            batch_size=self.batch_size, lr=self.lr, warmup=self.warmup,
+            weight_decay=self.weight_decay, checkpoint_every=self.checkpoint_every,
+            seed=self.seed)
 
     def identity(self) -> dict[str, Any]:
         """The fields a resumed run must share (the time budget and output may change)."""
@@ -129,22 +139,10 @@ def _check_resume(run_dir: Path, request: PretrainRequest) -> None:
         spec.write_text(json.dumps(identity, indent=1, sort_keys=True))
 
 
-def run_request(request: PretrainRequest, registries: Any, *, device: str | None = None,
-                progress: bool = True, db: str | Path | None = None,
-                should_stop: Any = None) -> dict[str, Any]:
-    """Run (or resume) ``request``; return the stored record. Raises
-    :class:`~transferlab.pretraining.loop.Interrupted` after checkpointing when
-    ``should_stop()`` turns true."""
-    from tqdm.auto import tqdm
-
-    from transferlab.harness.environment import default_device, environment
-    from transferlab.pretraining.loop import PretrainConfig, run_pretraining
-
-    config = PretrainConfig(
-        Budget(epochs=request.epochs, steps=request.steps, seconds=request.seconds),
-        batch_size=request.batch_size, lr=request.lr, warmup=request.warmup,
-        weight_decay=request.weight_decay, checkpoint_every=request.checkpoint_every,
-        seed=request.seed)
+def build_setup(request: PretrainRequest, registries: Any) -> tuple[list[Any], UnlabeledData,
+                                                                    Any, Any]:
+    """The run's terms, data, backbone and the objectives' ``PretrainingSetup``; a data
+    modality the objectives do not train on is an :class:`IncompatibleError`."""
     terms = resolve_terms(request.objectives, request.weights, registries)
     data = load_data(request, registries)
     modality = type(terms[0].objective).modality
@@ -154,6 +152,22 @@ def run_request(request: PretrainRequest, registries: Any, *, device: str | None
     backbone = registries.backbones.create(request.backbone, dict(request.backbone_params))
     setup = terms[0].objective.build_pretraining(
         backbone, data, [(t.objective, t.weight) for t in terms], request.seed)
+    return terms, data, backbone, setup
+
+
+def run_request(request: PretrainRequest, registries: Any, *, device: str | None = None,
+                progress: bool = True, db: str | Path | None = None,
+                should_stop: Any = None) -> dict[str, Any]:
+    """Run (or resume) ``request``; return the stored record. Raises
+    :class:`~transferlab.pretraining.loop.Interrupted` after checkpointing when
+    ``should_stop()`` turns true."""
+    from tqdm.auto import tqdm
+
+    from transferlab.harness.environment import default_device, environment
+    from transferlab.pretraining.loop import run_pretraining
+
+    config = request.config()
+    terms, data, backbone, setup = build_setup(request, registries)
     run_dir = checkpoint_dir(request.out)
     _check_resume(run_dir, request)
     device = device or default_device()
