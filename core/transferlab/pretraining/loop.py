@@ -14,6 +14,7 @@ the steps an uninterrupted run takes, so both end with the same weights.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -120,11 +121,16 @@ def total_steps(examples: int, config: PretrainConfig) -> int:
     return int(min(config.budget.steps or math.inf, epochs * per_epoch if epochs else math.inf))
 
 
+# the permutation of the current epoch, drawn once per epoch rather than at every step (read
+# only: callers slice it)
+_epoch_order = functools.lru_cache(maxsize=2)(shuffled)
+
+
 def batch_rows(step: int, examples: int, config: PretrainConfig) -> Sequence[int]:
     """The rows of optimizer step ``step``: a slice of its epoch's permutation."""
     per_epoch = examples // config.batch_size
     epoch, position = divmod(step, per_epoch)
-    order = shuffled(examples, config.seed, epoch)
+    order = _epoch_order(examples, config.seed, epoch)
     return order[position * config.batch_size:(position + 1) * config.batch_size].tolist()
 
 
