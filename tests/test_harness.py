@@ -248,7 +248,7 @@ def test_store_rows_round_trip_every_column(tmp_path):
         "predict_seconds": 0.25, "trainable_params": 10, "total_params": 100,
         "peak_memory_mb": 12.5, "error": None, "environment": {"device": "cpu"},
         "extra": {"note": [1, 2]}, "finished_at": "2024-05-06T07:08:09+00:00",
-        "source_task": "s",
+        "source_task": "s", "regime": None, "tasks": None,
     }
 
 
@@ -303,7 +303,8 @@ def test_old_results_file_is_migrated_keeping_rows(tmp_path):
     ResultsStore(path)  # opening again does not add the column twice
     with closing(sqlite3.connect(path)) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(results)")]
-    assert columns.count("source_task") == 1 and columns[-1] == "source_task"
+    assert columns.count("source_task") == 1 and columns[-3:] == ["source_task", "regime",
+                                                                  "tasks"]
     (old,) = store.rows()
     assert (old["cell_key"], old["suite"], old["params"], old["seed"], old["metrics"],
             old["extra"], old["source_task"]) == ("old-key", "v1", {"C": 1}, 2,
@@ -328,8 +329,10 @@ def test_migration_tolerates_a_concurrent_migration_only():
     conn = Conn(None)
     _migrate(conn)
     assert conn.statements == ["PRAGMA table_info(results)",
-                               "ALTER TABLE results ADD COLUMN source_task TEXT"]
-    conn = Conn("must not be called", columns=("id", "source_task"))
+                               "ALTER TABLE results ADD COLUMN source_task TEXT",
+                               "ALTER TABLE results ADD COLUMN regime TEXT",
+                               "ALTER TABLE results ADD COLUMN tasks TEXT"]
+    conn = Conn("must not be called", columns=("id", "source_task", "regime", "tasks"))
     _migrate(conn)
     assert conn.statements == ["PRAGMA table_info(results)"]  # present: nothing to add
     _migrate(Conn("duplicate column name: source_task"))  # another process was first
@@ -948,7 +951,7 @@ def test_migration_goes_on_past_a_column_the_file_already_has(tmp_path, monkeypa
     ResultsStore(path)
     with closing(sqlite3.connect(path)) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(results)")]
-    assert columns[-2:] == ["source_task", "added_later"]
+    assert columns[-2:] == ["tasks", "added_later"]
 
 
 def test_leaderboard_skips_a_group_without_the_metric_and_goes_on():

@@ -255,7 +255,7 @@ def test_registries_of_a_kind():
         registries.of("bogus")
     assert str(excinfo.value) == (
         "unknown kind 'bogus'; choose one of backbones, tasks, methods, objectives, executors,"
-        " scores")
+        " scores, strategies")
     with pytest.raises(UnknownNameError):
         registries.of("__init__")
 

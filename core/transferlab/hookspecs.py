@@ -15,7 +15,7 @@ import pluggy
 __all__ = [
     "PROJECT", "hookimpl", "hookspec", "register_backbones", "register_commands",
     "register_executors", "register_methods", "register_objectives", "register_scores",
-    "register_tasks",
+    "register_strategies", "register_tasks",
 ]
 
 if TYPE_CHECKING:
@@ -82,6 +82,17 @@ def register_scores(register: RegisterCallback) -> None:
         params)``; the class subclasses :class:`transferlab.api.TransferabilityScore`
         (factories return an instance of one), and ``transferlab rank`` computes it on a
         task's training features.
+    """
+
+
+@hookspec
+def register_strategies(register: RegisterCallback) -> None:
+    """Register continual strategies (what protects earlier experiences when one model learns
+    a stream of tasks: replay, a weight penalty, distillation).
+
+    :param register: ``register(StrategyClass)``; the class subclasses
+        :class:`transferlab.regimes.ContinualStrategy` and declares its parameters, and the
+        ``continual`` regime uses it as ``continual[strategy=NAME[...]]``.
     """
 
 

@@ -25,7 +25,7 @@ from transferlab.errors import DuplicateNameError, RegistrationError, UnknownNam
 from transferlab.params import Param, resolve_params
 
 T = TypeVar("T")
-KINDS = ("backbones", "tasks", "methods", "objectives", "executors", "scores")
+KINDS = ("backbones", "tasks", "methods", "objectives", "executors", "scores", "strategies")
 BUILTIN_DISTRIBUTION = "transferlab"
 
 __all__ = [
@@ -110,6 +110,11 @@ def _jsonable(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None) | list | tuple | dict)
 
 
+def _singular(kind: str) -> str:
+    """A kind in the singular, for messages (``strategies`` -> ``strategy``)."""
+    return kind[:-3] + "y" if kind.endswith("ies") else kind[:-1]
+
+
 def natural_key(text: str) -> list[Any]:
     """Sort key that orders ``lite2`` before ``lite10`` (as timm's ``list_models`` does)."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
@@ -162,7 +167,7 @@ class Conflict:
         return " and ".join(f"{c.distribution or '?'} (plugin {c.plugin!r})" for c in claims)
 
     def message(self) -> str:
-        what = f"{self.kind[:-1]} {self.name!r} is registered by {self.owners()}"
+        what = f"{_singular(self.kind)} {self.name!r} is registered by {self.owners()}"
         if self.chosen is None:
             return (f"{what}; choose one with TRANSFERLAB_PREFER={self.name}=DIST, or disable"
                     " one with TRANSFERLAB_DISABLE=DIST")
@@ -187,18 +192,18 @@ class Registry(Generic[T]):
         it (None when the name was free)."""
         if not isinstance(entry.name, str) or not entry.name.strip():
             raise RegistrationError(
-                f"plugin {entry.plugin!r} registered a {self.kind[:-1]} with an empty or"
+                f"plugin {entry.plugin!r} registered a {_singular(self.kind)} with an empty or"
                 f" non-string name {entry.name!r}; pass a non-empty string"
             )
         if not callable(entry.factory):
             raise RegistrationError(
-                f"plugin {entry.plugin!r} registered {self.kind[:-1]} {entry.name!r} with a"
+                f"plugin {entry.plugin!r} registered {_singular(self.kind)} {entry.name!r} with a"
                 f" factory that is not callable ({type(entry.factory).__name__})"
             )
         claims = self._claims.setdefault(entry.name, [])
         if any(c.plugin == entry.plugin for c in claims):
             raise RegistrationError(
-                f"plugin {entry.plugin!r} registered {self.kind[:-1]} {entry.name!r} twice;"
+                f"plugin {entry.plugin!r} registered {_singular(self.kind)} {entry.name!r} twice;"
                 " register each name once"
             )
         claims.append(entry)
@@ -284,7 +289,7 @@ class Registry(Generic[T]):
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
         return (
-            f"unknown {self.kind[:-1]} {name!r}.{hint} Available: {shown or '(none)'}"
+            f"unknown {_singular(self.kind)} {name!r}.{hint} Available: {shown or '(none)'}"
             f" (see `transferlab list {self.kind}`)"
         )
 
@@ -299,6 +304,7 @@ class Registries:
     objectives: Registry[Any] = field(default_factory=lambda: Registry("objectives"))
     executors: Registry[Any] = field(default_factory=lambda: Registry("executors"))
     scores: Registry[Any] = field(default_factory=lambda: Registry("scores"))
+    strategies: Registry[Any] = field(default_factory=lambda: Registry("strategies"))
 
     @classmethod
     def with_preferences(cls, preferences: Preferences) -> Registries:

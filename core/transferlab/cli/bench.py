@@ -13,14 +13,22 @@ from transferlab.harness.report import FORMATS
 
 
 def _run_with_host(
-    cell: Cell, data_dirs: tuple[Path, ...], device: str | None, progress: bool
+    cell: Cell, data_dirs: tuple[Path, ...], device: str | None, progress: bool,
+    work_dir: Path | None = None,
 ) -> CellResult:
     """Run one cell with this process's plugin host (picklable for process executors)."""
     from transferlab.harness.cell import run_cell
     from transferlab.plugins import get_host
 
     return run_cell(cell, get_host(data_dirs=data_dirs).registries, device=device,
-                    progress=progress, feature_store=_shared_features())
+                    progress=progress, feature_store=_shared_features(), work_dir=work_dir)
+
+
+def work_dir_for(db: str) -> Path:
+    """Where cells of results file ``db`` keep resumable state (a continual stream's
+    checkpoints): ``STEM.work/`` beside it."""
+    path = Path(db)
+    return path.parent / f"{path.stem}.work"
 
 
 @functools.cache
@@ -37,6 +45,15 @@ def _echo_provenance(board: list, store: object, fmt: str) -> None:
     table = pretraining_provenance(board, store.pretraining_runs()) if fmt == "markdown" else ""
     if table:
         click.echo("\nPretrained backbones:\n\n" + table)
+
+
+def _echo_continual(rows: list, fmt: str) -> None:
+    """Under a Markdown leaderboard, each continual stream's figures and accuracy matrices."""
+    from transferlab.harness.continual_report import continual_board, to_markdown
+
+    board = continual_board(rows) if fmt == "markdown" else []
+    if board:
+        click.echo("\nContinual streams (percent; 95% CI over seeds):\n\n" + to_markdown(board))
 
 
 @click.command()
@@ -68,7 +85,8 @@ def bench(
             click.echo(f"pretraining {request.backbone} -> {request.out}", err=True)
             run_request(request, registries, device=device, progress=not no_progress, db=db)
     run_one = functools.partial(
-        _run_with_host, data_dirs=data_dirs, device=device, progress=not no_progress
+        _run_with_host, data_dirs=data_dirs, device=device, progress=not no_progress,
+        work_dir=work_dir_for(db),
     )
     failures = skipped = 0
     for result, cell in run_suite(suite, registries, store, runner, run_one,
@@ -80,9 +98,11 @@ def bench(
             click.echo(f"FAILED {cell.label()} seed={cell.seed}: {result.error}", err=True)
     click.echo(f"suite {suite.name}: {len(suite.cells)} cells, {skipped} already finished,"
                f" {failures} failed; results in {db}", err=True)
-    board = leaderboard(store.rows(suite=suite.name))
+    rows = store.rows(suite=suite.name)
+    board = leaderboard(rows)
     click.echo(FORMATS[fmt](board))
     _echo_provenance(board, store, fmt)
+    _echo_continual(rows, fmt)
     if failures:
         raise SystemExit(1)
 
@@ -101,9 +121,11 @@ def report(suite: str | None, metric: str, fmt: str, db: str) -> None:
     if not Path(db).exists():
         raise TransferlabError(f"no results file {db}; run `transferlab run` or pass --db")
     store = ResultsStore(db)
-    board = leaderboard(store.rows(suite=suite), metric=metric)
+    rows = store.rows(suite=suite)
+    board = leaderboard(rows, metric=metric)
     click.echo(FORMATS[fmt](board))
     _echo_provenance(board, store, fmt)
+    _echo_continual(rows, fmt)
 
 
 COMMANDS = (bench, report)

@@ -52,6 +52,8 @@ class Cell:
     backbone_params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     source_task: str | None = None
+    regime: str | None = None
+    tasks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -61,6 +63,9 @@ class Cell:
         }
         if self.source_task is not None:  # absent otherwise, so older cell keys stay valid
             data["source_task"] = self.source_task
+        if self.regime is not None:  # likewise: only regime cells carry these keys
+            data["regime"] = self.regime
+            data["tasks"] = list(self.tasks)
         return data
 
     @property
@@ -72,6 +77,8 @@ class Cell:
     def label(self) -> str:
         extra = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         task = self.task if self.source_task is None else f"{self.source_task}->{self.task}"
+        if self.regime is not None:
+            task = f"{self.regime}({self.task})"
         return f"{self.backbone} x {task} x {self.method}" + (f"[{extra}]" if extra else "")
 
 
@@ -108,12 +115,43 @@ def validate_cell(cell: Cell, registries: Registries) -> Cell:
     backbone_params = registries.backbones.get(cell.backbone).validate(
         cell.backbone, cell.backbone_params
     )
+    if cell.regime is not None:
+        return _validate_regime_cell(cell, backbone_params, registries)
     task = validate_task(cell.task, registries)
     source = None if cell.source_task is None else validate_task(cell.source_task, registries)
     method = registries.methods.get(cell.method)
     params = method.validate(cell.method, cell.params)
     params = validate_settings(method.params, params, registries, owner=cell.method)
     return Cell(cell.backbone, task, cell.method, params, backbone_params, cell.seed, source)
+
+
+def regime_label(regime: str, tasks: tuple[str, ...]) -> str:
+    """The ``task`` a regime cell is stored under: its tasks, in order, joined by ``&``
+    (multi-task) or ``->`` (a continual stream)."""
+    joiner = " -> " if regime.startswith("continual") else " & "
+    return joiner.join(tasks)
+
+
+def _validate_regime_cell(cell: Cell, backbone_params: dict[str, Any],
+                          registries: Registries) -> Cell:
+    from transferlab.errors import IncompatibleError
+    from transferlab.regimes.spec import parse_regime
+    from transferlab.training.method import GradientMethod
+
+    if cell.source_task is not None:
+        raise IncompatibleError("a regime cell cannot also be a domain-adaptation cell; drop"
+                                " the source task or the regime")
+    tasks = tuple(validate_task(t, registries) for t in cell.tasks)
+    spec, regime = parse_regime(cell.regime or "", registries, tasks)
+    entry = registries.methods.get(cell.method)
+    if isinstance(entry.factory, type) and not issubclass(entry.factory, GradientMethod):
+        raise IncompatibleError(f"regime {spec.name}: method {cell.method!r} does not train"
+                                " with the shared loop; use a parameter method such as"
+                                " finetune or bitfit")
+    params = entry.validate(cell.method, cell.params)
+    params = validate_settings(entry.params, params, registries, owner=cell.method)
+    return Cell(cell.backbone, regime_label(regime, tasks), cell.method, params,
+                backbone_params, cell.seed, None, regime, tasks)
 
 
 @dataclass
@@ -145,9 +183,11 @@ def _provenance(cell: Cell, registries: Registries) -> dict[str, Any]:
     """Which plugin distribution served each component of the cell."""
     found = {
         "backbone": registries.backbones.get(cell.backbone),
-        "task": registries.tasks.get(parse_setting(cell.task).name),
         "method": registries.methods.get(cell.method),
     }
+    for index, name in enumerate(cell.tasks or (cell.task,)):
+        found["task" if index == 0 else f"task{index}"] = registries.tasks.get(
+            parse_setting(name).name)
     if cell.source_task is not None:
         found["source_task"] = registries.tasks.get(parse_setting(cell.source_task).name)
     return {role: entry.provenance() for role, entry in found.items()}
@@ -179,12 +219,15 @@ def run_cell(
     cell: Cell, registries: Registries, *, device: str | None = None, progress: bool = True,
     feature_store: FeatureSource | None = None, budget: Budget | None = None,
     after_fit: Callable[[Backbone, Predictor], None] | None = None,
+    work_dir: Any = None,
 ) -> CellResult:
     """Build backbone, task and method, fit, predict on the test split and score.
 
     ``after_fit(backbone, predictor)``, when given, runs once the predictor is scored, with
     the backbone as the fit left it (``transferlab relate`` saves fine-tuned backbones this
-    way); an exception it raises fails the cell like any other."""
+    way); an exception it raises fails the cell like any other. ``work_dir`` is where a
+    continual cell checkpoints each finished experience (``WORK_DIR/continual/KEY``), so an
+    interrupted stream resumes; without it a stream restarts."""
     device = device or default_device()
     if feature_store is None:
         from transferlab.harness.features import FeatureStore
@@ -200,20 +243,23 @@ def run_cell(
         result.cell = cell
         result.environment["plugins"] = _provenance(cell, registries)
         ctx.seed_everything()
-        parts = _build(cell, registries, device)
-        start = time.perf_counter()
-        if parts.source is None:
-            predictor = parts.method.fit(parts.backbone, parts.task, ctx)
+        if cell.regime is not None:
+            _run_regime(result, cell, registries, ctx, device, work_dir)
         else:
-            predictor = parts.method.fit_adapted(
-                parts.backbone, parts.source, UnlabeledTarget(parts.task), ctx)
-        result.fit_seconds = time.perf_counter() - start
-        _score(result, parts, predictor, ctx)
-        if after_fit is not None:
-            after_fit(parts.backbone, predictor)
-        if cell.source_task is not None:
-            result.extra.setdefault(
-                "adaptation", "adapted" if parts.method.adapts_domains else "source-only")
+            parts = _build(cell, registries, device)
+            start = time.perf_counter()
+            if parts.source is None:
+                predictor = parts.method.fit(parts.backbone, parts.task, ctx)
+            else:
+                predictor = parts.method.fit_adapted(
+                    parts.backbone, parts.source, UnlabeledTarget(parts.task), ctx)
+            result.fit_seconds = time.perf_counter() - start
+            _score(result, parts, predictor, ctx)
+            if after_fit is not None:
+                after_fit(parts.backbone, predictor)
+            if cell.source_task is not None:
+                result.extra.setdefault(
+                    "adaptation", "adapted" if parts.method.adapts_domains else "source-only")
         result.status = "ok"
     except KeyboardInterrupt:
         raise
@@ -227,6 +273,19 @@ def run_cell(
     result.peak_memory_mb = peak_memory_mb(device)
     result.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     return result
+
+
+def _run_regime(result: CellResult, cell: Cell, registries: Registries, ctx: RunContext,
+                device: str, work_dir: Any) -> None:
+    """Fit and score a multi-task or continual cell into ``result``."""
+    from transferlab.regimes.cell import run_regime
+
+    backbone = registries.backbones.create(cell.backbone, cell.backbone_params).to(device)
+    method = registries.methods.create(cell.method, cell.params)
+    outcome = run_regime(cell, backbone, method, registries, ctx, work_dir)
+    result.metrics, result.extra = outcome.metrics, outcome.extra
+    result.trainable_params, result.total_params = outcome.counts
+    result.fit_seconds = outcome.fit_seconds
 
 
 def _experiment_metrics(

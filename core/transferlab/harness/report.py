@@ -63,16 +63,22 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
     The ``params`` column shows only settings that differ between rows of a task (backbone
     settings prefixed ``B.``); every row keeps its full settings in the store.
     """
+    from transferlab.harness.continual_report import expand_multitask
+
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["status"] == "ok":
-            latest[row["cell_key"]] = row
+            for each in expand_multitask(row):
+                latest[each["cell_key"]] = each
     varying = _varying_keys(list(latest.values()))
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in latest.values():
         label = _params_label(row, varying)
         task = row["task"] if not row.get("source_task") else f"{row['source_task']}->{row['task']}"
-        groups[(task, row["backbone"], row["method"], label)].append(row)
+        method = row["method"]
+        if str(row.get("regime") or "").startswith("continual"):
+            method = f"{method} ({row['regime']})"
+        groups[(task, row["backbone"], method, label)].append(row)
     has_metric = {key[0] for key, members in groups.items()
                   if any(metric in m["metrics"] for m in members)}
     board = []

@@ -145,6 +145,8 @@ class ScoreRecord:
 # (column, SQL type) added since the first schema; applied in order to older files.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("source_task", "TEXT"),  # domain adaptation: the labeled source task, NULL otherwise
+    ("regime", "TEXT"),  # multi-task / continual: the regime setting, NULL otherwise
+    ("tasks", "TEXT"),  # with a regime: the JSON list of its tasks, in order
 )
 
 
@@ -183,13 +185,15 @@ class ResultsStore:
             result.fit_seconds, result.predict_seconds, result.trainable_params,
             result.total_params, result.peak_memory_mb, result.error,
             _dumps(result.environment), _dumps(result.extra), result.finished_at, c.source_task,
+            c.regime, None if c.regime is None else _dumps(list(c.tasks)),
         )
         with closing(self._connect()) as conn, conn:
             cursor = conn.execute(
                 "INSERT INTO results (cell_key, suite, backbone, task, method, params,"
                 " backbone_params, seed, status, metrics, fit_seconds, predict_seconds,"
                 " trainable_params, total_params, peak_memory_mb, error, environment, extra,"
-                " finished_at, source_task) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " finished_at, source_task, regime, tasks)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
             return int(cursor.lastrowid or 0)
@@ -338,4 +342,6 @@ def _decode(row: sqlite3.Row, columns: tuple[str, ...] = _RESULT_JSON) -> dict[s
     data = dict(row)
     for column in columns:
         data[column] = json.loads(data[column])
+    if data.get("tasks") is not None and isinstance(data["tasks"], str):
+        data["tasks"] = json.loads(data["tasks"])
     return data

@@ -11,6 +11,15 @@ methods = [{ name = "linear-probe", params = { C = 1.0 } }]
 A task entry may be a domain-adaptation pair: ``{ name = "usps", source = "mnist_subset" }``
 trains on the labeled source and the unlabeled target, scored on the target's test split.
 
+A task entry may also name several tasks fine-tuned together in a regime (one cell per
+regime; ``split`` cuts one task into class-subset experiences)::
+
+    tasks = [
+      { tasks = ["sst2", "trec", "emotion"], regime = "multi-task" },
+      { split = "mnist_subset", experiences = 5,
+        regimes = ["continual[strategy=naive]", "continual[strategy=ewc]"] },
+    ]
+
 A suite may pretrain its own backbones first: each ``[[pretrain]]`` table is one
 ``transferlab pretrain`` run (keys as its options: ``name``, ``backbone``, ``objectives``,
 ``weights``, ``corpus`` or ``task``, ``steps``/``epochs``/``seconds``, ``batch_size``, ``lr``,
@@ -142,6 +151,52 @@ def _task(item: Any) -> tuple[str, str | None]:
     raise DataError(f"tasks: expected a task name or {{ name = ..., source = ... }}, got {item!r}")
 
 
+REGIME_KEYS = {"tasks", "split", "experiences", "regime", "regimes"}
+
+
+def _is_regime_entry(item: Any) -> bool:
+    return isinstance(item, Mapping) and bool({"tasks", "split", "regime", "regimes"} & set(item))
+
+
+def _regime_entry(item: Mapping[str, Any], suite: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``{ tasks = [...] | split = TASK, experiences = N, regime(s) = ... }`` ->
+    ``[(regime, tasks), ...]``: one per regime, the same tasks for each."""
+    where = f"suite {suite!r}, tasks entry {dict(item)!r}"
+    unknown = sorted(set(item) - REGIME_KEYS)
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {unknown}; use {', '.join(sorted(REGIME_KEYS))}")
+    regimes = item.get("regimes", item.get("regime"))
+    if isinstance(regimes, str):
+        regimes = [regimes]
+    if not isinstance(regimes, list) or not regimes or not all(
+            isinstance(r, str) for r in regimes):
+        raise DataError(f"{where}: needs regime = \"multi-task\" or regimes = [...] (strings)")
+    if ("tasks" in item) == ("split" in item):
+        raise DataError(f"{where}: give either tasks = [TASK, ...] or split = TASK with"
+                        " experiences = N")
+    if "tasks" in item:
+        tasks = item["tasks"]
+        if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+            raise _wrong_type(suite, "tasks", "a list of task names", tasks,
+                              'write tasks = ["sst2", "trec"]')
+    else:
+        experiences = item.get("experiences")
+        if not isinstance(experiences, int) or isinstance(experiences, bool):
+            raise DataError(f"{where}: split needs experiences = N (an integer)")
+        tasks = _split(str(item["split"]), experiences)
+    return [(regime, tuple(tasks)) for regime in regimes]
+
+
+def _split(task: str, experiences: int) -> list[str]:
+    """``task`` split into class-subset views, one per experience."""
+    from transferlab.plugins import get_registries
+    from transferlab.regimes.spec import split_by_classes
+    from transferlab.views import create_task
+
+    labels = create_task(task, get_registries()).label_names
+    return split_by_classes(task, experiences, labels)
+
+
 def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
     """Expand a suite mapping into the full cross product of cells.
 
@@ -181,10 +236,20 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
     backbones = [(_substitute(b, outputs, name), bp)
                  for b, bp in (_named(b, "backbones") for b in data["backbones"])]
     methods = [_named(m, "methods") for m in data["methods"]]
-    tasks = [_task(t) for t in data["tasks"]]
+    tasks = [_task(t) for t in data["tasks"] if not _is_regime_entry(t)]
+    regimes = [r for t in data["tasks"] if _is_regime_entry(t) for r in _regime_entry(t, name)]
     cells = [
         Cell(b, t, m, mp, bp, s, source)
         for t, source in tasks
+        for b, bp in backbones
+        for m, mp in methods
+        for s in seeds
+    ]
+    from transferlab.harness.cell import regime_label
+
+    cells += [
+        Cell(b, regime_label(regime, group), m, mp, bp, s, None, regime, group)
+        for regime, group in regimes
         for b, bp in backbones
         for m, mp in methods
         for s in seeds

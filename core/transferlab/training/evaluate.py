@@ -45,3 +45,18 @@ def predict_labels(
             batch = to_device(preprocess(inputs[start : start + batch_size]), device)
             out.append(model(batch).argmax(dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def predict_logits(
+    model: nn.Module, inputs: Sequence[Any], preprocess: Callable[[Sequence[Any]], Any],
+    batch_size: int, device: Any,
+) -> torch.Tensor:
+    """The model's float32 outputs ``[N, C]`` for ``inputs``, on the CPU (eval mode, no
+    gradients); regimes take the arg-max over one task's columns of them."""
+    model.eval()
+    out: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), batch_size):
+            batch = to_device(preprocess(inputs[start : start + batch_size]), device)
+            out.append(model(batch).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)

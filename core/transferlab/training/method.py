@@ -132,27 +132,46 @@ class GradientMethod(TransferMethod):
 
     # -- the fit sequence ---------------------------------------------------------------
     def fit(self, backbone: Backbone, task: Task, ctx: RunContext) -> ModelPredictor:
+        from transferlab.training.model import TransferModel
+        from transferlab.training.objectives import build_objective
+
+        objective = build_objective(self.hparams["objective"], registries=ctx.registries)
+        ctx.seed_everything()
+        model = TransferModel(backbone, len(task.label_names))
+        state = self.fit_model(model, task, ctx, objective=objective)
+        return self._predictor(state)
+
+    def fit_model(self, model: TransferModel, task: Task, ctx: RunContext, *,
+                  objective: Objective | None = None, validate: bool = True) -> FitState:
+        """Run this method's stages on an existing ``model`` (whose head may span more classes
+        than ``task`` has: multi-task and continual regimes lay several tasks' heads side by
+        side) and return the final :class:`FitState`.
+
+        ``objective`` replaces the one the ``objective`` parameter names (regimes wrap it to
+        mask other tasks' columns); ``validate=False`` trains without a validation split, for
+        a fixed number of steps. The caller seeds; :meth:`fit` is this plus a new model.
+        """
         from transferlab.training.config import TrainConfig
         from transferlab.training.data import BatchSource, carve_validation
-        from transferlab.training.model import TransferModel
         from transferlab.training.objectives import build_objective
 
         hp = self.hparams
         config = TrainConfig.from_hparams(hp, ctx.budget)
-        objective = build_objective(hp["objective"], registries=ctx.registries)
-        ctx.seed_everything()
-        model = TransferModel(backbone, len(task.label_names))
-        data = carve_validation(task, config.val_fraction, ctx.seed)
-        state = FitState(self, backbone, task, ctx, model, data, objective)
-        state.train_batches = BatchSource(data.train, backbone.preprocess, config.batch_size)
+        if objective is None:
+            objective = build_objective(hp["objective"], registries=ctx.registries)
+        data = carve_validation(task, config.val_fraction if validate else 0.0, ctx.seed)
+        state = FitState(self, model.backbone, task, ctx, model, data, objective)
+        state.train_batches = BatchSource(data.train, model.backbone.preprocess,
+                                          config.batch_size)
         if data.val is not None:
-            state.val_batches = BatchSource(data.val, backbone.preprocess, config.batch_size)
+            state.val_batches = BatchSource(data.val, model.backbone.preprocess,
+                                            config.batch_size)
         for stage in self.stages(state):
             state.stage = stage
             state.results[stage.name] = self._run_stage(state)
         state.model.eval()
-        backbone.invalidate_fingerprint()  # the weights changed: cached features are stale
-        return self._predictor(state)
+        model.backbone.invalidate_fingerprint()  # the weights changed: cached features are stale
+        return state
 
     def _run_stage(self, state: FitState) -> TrainResult:
         from transferlab.training.config import TrainConfig
