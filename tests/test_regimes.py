@@ -454,3 +454,53 @@ def test_reports_show_multi_task_rows_per_task_and_continual_figures(host, tmp_p
     assert stream.figures["average_accuracy"][0] == pytest.approx(np.mean(values))
     text = to_markdown([stream])
     assert "| naive | finetune | tiny:mlp | 2 |" in text and "E1 = tiny-b" in text
+
+
+def test_a_cell_killed_mid_stream_resumes_from_its_work_dir(host, tmp_path, monkeypatch):
+    """Bugs caught: ``run_cell`` not passing its work folder to the stream (a re-run after
+    Ctrl-C trains every experience again), and checkpoints of one cell found by another."""
+    from transferlab_continual.strategies import Naive
+
+    registries = host.registries
+    cell = Cell("tiny:mlp", "", "finetune", FAST, seed=1, regime="continual",
+                tasks=("tiny-a[classes=0+1]", "tiny-a[classes=2]", "tiny-b"))
+    whole = run_cell(cell, registries, progress=False)
+    calls = []
+
+    def interrupt_second(self, experience, state):
+        calls.append(experience.index)
+        if experience.index == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Naive, "after_experience", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cell, registries, progress=False, work_dir=tmp_path)
+    monkeypatch.setattr(Naive, "after_experience", lambda self, e, s: calls.append(e.index))
+    other = run_cell(Cell("tiny:mlp", "", "finetune", FAST, seed=2, regime="continual",
+                          tasks=cell.tasks), registries, progress=False, work_dir=tmp_path)
+    assert "resumed_after_experience" not in other.extra  # another cell starts afresh
+    calls.clear()
+    resumed = run_cell(cell, registries, progress=False, work_dir=tmp_path)
+    assert resumed.status == "ok", resumed.error
+    assert calls == [1, 2] and resumed.extra["resumed_after_experience"] == 1
+    assert resumed.extra["accuracy_matrix"] == whole.extra["accuracy_matrix"]
+    assert resumed.metrics == whole.metrics
+
+
+def test_run_with_a_regime_prints_the_accuracy_matrix(host, tmp_path):
+    """Bugs caught: several -t without --regime silently using the first task, and a stream
+    run that prints no matrix."""
+    from click.testing import CliRunner
+
+    from transferlab.cli import cli
+
+    db = str(tmp_path / "r.sqlite")
+    common = ["run", "-b", "tiny:mlp", "-m", "finetune", "-t", "tiny-a", "-t", "tiny-b",
+              "--no-progress", "--db", db, *[a for k, v in FAST.items()
+                                              for a in ("-p", f"{k}={v}")]]
+    refused = CliRunner().invoke(cli, common)
+    assert refused.exit_code != 0 and "need --regime" in refused.output
+    result = CliRunner().invoke(cli, [*common, "-r", "continual[scenario=class-incremental]"])
+    assert result.exit_code == 0, result.output
+    assert "| after \\ on | E0 | E1 |" in result.output and "E1 = tiny-b" in result.output
+    assert (tmp_path / "r.work" / "continual").is_dir()  # checkpoints beside the results

@@ -70,9 +70,17 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # relational transfer (issue 11): score validation and the task-relation map
     "ranking": ("transferlab/harness/ranking.py", ("test_rank.py",)),
     "relations": ("transferlab/harness/relations.py", ("test_relate.py",)),
-    "pretraining_data": ("transferlab/pretraining/data.py", ("test_pretrain.py",)),
+    # pretraining (issue 12)
+    "pretraining_data": ("transferlab/pretraining/data.py", ("test_pretrain.py",
+                                                             "test_pretraining_data.py")),
     "pretraining_loop": ("transferlab/pretraining/loop.py", ("test_pretrain.py",)),
     "pretraining_command": ("transferlab/pretraining/command.py", ("test_pretrain.py",)),
+    # multi-task and continual regimes (issue 13)
+    "regime_metrics": ("transferlab/regimes/metrics.py", ("test_regimes.py",)),
+    "regime_heads": ("transferlab/regimes/heads.py", ("test_regimes.py",)),
+    "regime_spec": ("transferlab/regimes/spec.py", ("test_regimes.py",)),
+    "regime_continual": ("transferlab/regimes/continual.py", ("test_regimes.py",)),
+    "regime_multitask": ("transferlab/regimes/multitask.py", ("test_regimes.py",)),
 }
 
 KILLED = {1, 3}  # pytest failed / internal error while the mutant was active
