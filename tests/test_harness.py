@@ -477,7 +477,7 @@ def test_run_suite_progress_bar_counts_the_cells_it_runs(tmp_path, registries, m
         list(run_suite(suite, registries, store, LocalExecutor(), lambda c: _result(c),
                        progress=progress))
         assert bars[-1].kwargs == {"total": 2 if progress else 0, "desc": "suite bar",
-                                   "disable": disable}
+                                   "unit": "cell", "disable": disable}
     assert bars[0].updates == [1, 1] and bars[1].updates == []
     list(run_suite(suite, registries, store, LocalExecutor(), lambda c: _result(c)))
     assert bars[-1].kwargs["disable"] is None  # progress defaults to on

@@ -36,6 +36,7 @@ def _add_builtin_commands() -> None:
         bench,
         cache,
         check,
+        compare,
         generate,
         inspect,
         new,
@@ -45,9 +46,9 @@ def _add_builtin_commands() -> None:
         run,
     )
 
-    for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *cache.COMMANDS,
-                    *check.COMMANDS, *rank.COMMANDS, *relate.COMMANDS, *pretrain.COMMANDS,
-                    *generate.COMMANDS, new.new):
+    for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *compare.COMMANDS,
+                    *cache.COMMANDS, *check.COMMANDS, *rank.COMMANDS, *relate.COMMANDS,
+                    *pretrain.COMMANDS, *generate.COMMANDS, new.new):
         cli.add_command(command)
 
 

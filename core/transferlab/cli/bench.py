@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 
 import click
@@ -14,14 +15,30 @@ from transferlab.harness.report import FORMATS
 
 def _run_with_host(
     cell: Cell, data_dirs: tuple[Path, ...], device: str | None, progress: bool,
-    work_dir: Path | None = None,
+    work_dir: Path | None = None, threads: int | None = None,
 ) -> CellResult:
-    """Run one cell with this process's plugin host (picklable for process executors)."""
+    """Run one cell with this process's plugin host (picklable for process executors);
+    ``threads`` caps torch's intra-op threads (N workers share the cores, never
+    oversubscribe them)."""
     from transferlab.harness.cell import run_cell
     from transferlab.plugins import get_host
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
     return run_cell(cell, get_host(data_dirs=data_dirs).registries, device=device,
                     progress=progress, feature_store=_shared_features(), work_dir=work_dir)
+
+
+def _threads_per_worker(workers: int) -> int:
+    """The torch threads each of ``workers`` parallel cells gets: the CPUs this process may
+    use, split evenly (at least one)."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // workers)
 
 
 def work_dir_for(db: str) -> Path:
@@ -58,17 +75,27 @@ def _echo_continual(rows: list, fmt: str) -> None:
 
 @click.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--executor", default="local", show_default=True, help="local or process.")
+@click.option("--executor", default="local", show_default=True,
+              help="local, process, or a plugin's (`transferlab list executors`).")
+@click.option("-w", "--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Cells run in parallel (worker processes of the process executor); the CPU"
+              " threads are split between them.")
 @device_option
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="markdown")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="For logs: no progress bars, one line per finished cell (with the ETA).")
 @data_dir_option
 @db_option
 def bench(
-    suite_file: Path, executor: str, device: str | None, fmt: str, no_progress: bool,
-    data_dirs: tuple[Path, ...], db: str,
+    suite_file: Path, executor: str, workers: int, device: str | None, fmt: str,
+    no_progress: bool, quiet: bool, data_dirs: tuple[Path, ...], db: str,
 ) -> None:
-    """Run every cell of SUITE_FILE (TOML), skipping finished ones, then print the leaderboard."""
+    """Run every cell of SUITE_FILE (TOML), skipping finished ones, then print the leaderboard.
+
+    Any number of bench processes may run the same suite on the same --db at once: they split
+    the cells between them (each claims a cell before running it), and a cell whose worker
+    was killed is taken over."""
     from transferlab.harness.report import leaderboard
     from transferlab.harness.store import ResultsStore
     from transferlab.harness.suite import load_suite, run_suite
@@ -76,7 +103,12 @@ def bench(
 
     registries = get_host(data_dirs=data_dirs).registries
     suite = load_suite(suite_file)
-    runner = registries.executors.create(executor)
+    if workers > 1 and executor == "local":
+        executor = "process"
+    params = {"workers": workers} if workers > 1 or executor == "process" else {}
+    runner = registries.executors.create(executor, params)
+    threads = _threads_per_worker(workers) if workers > 1 else None
+    no_progress = no_progress or quiet
     store = ResultsStore(db)
     if suite.pretraining:
         from transferlab.pretraining.command import run_request
@@ -85,17 +117,26 @@ def bench(
             click.echo(f"pretraining {request.backbone} -> {request.out}", err=True)
             run_request(request, registries, device=device, progress=not no_progress, db=db)
     run_one = functools.partial(
-        _run_with_host, data_dirs=data_dirs, device=device, progress=not no_progress,
-        work_dir=work_dir_for(db),
+        _run_with_host, data_dirs=data_dirs, device=device,
+        progress=not no_progress and workers == 1, work_dir=work_dir_for(db), threads=threads,
     )
-    failures = skipped = 0
+    failures = skipped = ran = 0
+    start = time.perf_counter()
     for result, cell in run_suite(suite, registries, store, runner, run_one,
                                   progress=not no_progress):
         if result is None:
             skipped += 1
-        elif result.status != "ok":
+            continue
+        ran += 1
+        if result.status != "ok":
             failures += 1
             click.echo(f"FAILED {cell.label()} seed={cell.seed}: {result.error}", err=True)
+        if quiet:
+            left = len(suite.cells) - skipped - ran
+            eta = (time.perf_counter() - start) / ran * left
+            click.echo(f"[{skipped + ran}/{len(suite.cells)}] {result.status}"
+                       f" {cell.label()} seed={cell.seed} ({result.fit_seconds:.1f}s fit);"
+                       f" {failures} failed, ETA {eta:.0f}s", err=True)
     click.echo(f"suite {suite.name}: {len(suite.cells)} cells, {skipped} already finished,"
                f" {failures} failed; results in {db}", err=True)
     rows = store.rows(suite=suite.name)

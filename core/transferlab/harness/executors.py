@@ -13,8 +13,9 @@ crashed while running alone; the cells that merely shared the broken pool get th
 from __future__ import annotations
 
 import concurrent.futures as futures
+import itertools
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from transferlab.harness.cell import Cell, CellResult
@@ -28,7 +29,7 @@ __all__ = ["LocalExecutor", "ProcessExecutor", "register_executors"]
 class LocalExecutor:
     """Run cells sequentially in-process."""
 
-    def run(self, cells: Sequence[Cell], run_one: Callable[[Cell], CellResult]
+    def run(self, cells: Iterable[Cell], run_one: Callable[[Cell], CellResult]
             ) -> Iterator[CellResult]:
         for cell in cells:
             yield run_one(cell)
@@ -40,21 +41,35 @@ class ProcessExecutor:
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
 
-    def run(self, cells: Sequence[Cell], run_one: Callable[[Cell], CellResult]
+    def run(self, cells: Iterable[Cell], run_one: Callable[[Cell], CellResult]
             ) -> Iterator[CellResult]:
+        """At most ``workers`` cells in flight: the next cell is drawn (and so claimed, with
+        cooperating workers) only when a worker is free."""
         context = multiprocessing.get_context("spawn")
-        unfinished: list[int] = []  # cells whose future failed because the pool broke
+        unfinished: list[Cell] = []  # cells whose future failed because the pool broke
+        source = iter(cells)
         with futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            pending = {pool.submit(run_one, cell): i for i, cell in enumerate(cells)}
-            for future in futures.as_completed(pending):
-                try:
-                    yield future.result()
-                except futures.process.BrokenProcessPool:
-                    unfinished.append(pending[future])
-        yield from self._run_alone([cells[i] for i in sorted(unfinished)], run_one, context)
+            pending: dict[futures.Future[CellResult], Cell] = {}
+            for cell in itertools.islice(source, self.workers):
+                pending[pool.submit(run_one, cell)] = cell
+            while pending:
+                done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    cell = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except futures.process.BrokenProcessPool:
+                        unfinished.append(cell)
+                        continue
+                    yield result
+                broken = bool(unfinished)
+                for cell in itertools.islice(source, 0 if broken else len(done)):
+                    pending[pool.submit(run_one, cell)] = cell
+        # cells never drawn when the pool broke run after the ones it took down
+        yield from self._run_alone(itertools.chain(unfinished, source), run_one, context)
 
     @staticmethod
-    def _run_alone(cells: Sequence[Cell], run_one: Callable[[Cell], CellResult],
+    def _run_alone(cells: Iterable[Cell], run_one: Callable[[Cell], CellResult],
                    context: Any) -> Iterator[CellResult]:
         """Run ``cells`` one after another in a single worker, so a crash names its cell;
         a fresh worker takes over after each crash."""

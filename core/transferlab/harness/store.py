@@ -32,8 +32,8 @@ from typing import Any
 from transferlab.errors import TransferlabError
 from transferlab.harness.cell import Cell, CellResult
 
-__all__ = ["MIGRATIONS", "RELATIONS_SCHEMA", "SCHEMA", "SCORES_SCHEMA", "ResultsStore",
-           "ScoreRecord"]
+__all__ = ["CLAIMS_SCHEMA", "MIGRATIONS", "RELATIONS_SCHEMA", "SCHEMA", "SCORES_SCHEMA",
+           "ResultsStore", "ScoreRecord"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -117,6 +117,19 @@ CREATE TABLE IF NOT EXISTS pretraining (
 """
 
 
+# Cells being run right now: one row per cell a worker (``owner``: host, pid and a random
+# tag) has claimed, until ``expires_at`` (a Unix time the worker's heartbeat keeps pushing
+# forward). Any number of ``bench`` processes on one file split a suite's cells through it.
+CLAIMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    cell_key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+
 @dataclass(frozen=True)
 class ScoreRecord:
     """One transferability score value: what was scored, how, and with what software.
@@ -164,6 +177,7 @@ class ResultsStore:
                 conn.executescript(SCORES_SCHEMA)
                 conn.executescript(RELATIONS_SCHEMA)
                 conn.executescript(PRETRAINING_SCHEMA)
+                conn.executescript(CLAIMS_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise TransferlabError(
                 f"{self.path} is not a transferlab results database ({exc});"
@@ -197,6 +211,69 @@ class ResultsStore:
                 row,
             )
             return int(cursor.lastrowid or 0)
+
+    def claim(self, key: str, owner: str, lease: float, *, since: int | None = None,
+              alive: Any = None) -> str:
+        """Claim the cell ``key`` for ``owner`` for ``lease`` seconds: ``"claimed"``;
+        ``"finished"`` when it has a successful result, or any result stored after row id
+        ``since`` (:meth:`last_id` when the worker started: a cell that failed in this
+        campaign is not run again);
+        ``"held"`` when another owner's claim has not expired and ``alive(owner)`` (default:
+        yes). One ``BEGIN IMMEDIATE`` transaction, so two workers never both get a cell."""
+        import time
+
+        now = time.time()
+        conn = self._connect()
+        conn.isolation_level = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            done = conn.execute(
+                "SELECT 1 FROM results WHERE cell_key = ? AND (status = 'ok' OR id > ?)"
+                " LIMIT 1", (key, 2**62 if since is None else since)).fetchone()
+            held = conn.execute("SELECT owner, expires_at FROM claims WHERE cell_key = ?",
+                                (key,)).fetchone()
+            taken = held is not None and held[0] != owner and held[1] > now and (
+                alive is None or alive(held[0]))
+            if done is not None or taken:
+                conn.execute("ROLLBACK")
+                return "finished" if done is not None else "held"
+            conn.execute("INSERT OR REPLACE INTO claims (cell_key, owner, claimed_at,"
+                         " expires_at) VALUES (?,?,?,?)", (key, owner, now, now + lease))
+            conn.execute("COMMIT")
+            return "claimed"
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def last_id(self) -> int:
+        """The id of the latest result row (0 for none): where a campaign starts."""
+        with closing(self._connect()) as conn:
+            return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM results").fetchone()[0])
+
+    def renew(self, keys: list[str], owner: str, lease: float) -> None:
+        """Push the expiry of ``owner``'s claims on ``keys`` to ``lease`` seconds from now
+        (the heartbeat of a worker still running them)."""
+        import time
+
+        if not keys:
+            return
+        marks = ",".join("?" * len(keys))
+        with closing(self._connect()) as conn, conn:
+            conn.execute(f"UPDATE claims SET expires_at = ? WHERE owner = ? AND cell_key IN"
+                         f" ({marks})", (time.time() + lease, owner, *keys))
+
+    def release(self, key: str, owner: str) -> None:
+        """Drop ``owner``'s claim on ``key`` (its result is stored, or it was given up)."""
+        with closing(self._connect()) as conn, conn:
+            conn.execute("DELETE FROM claims WHERE cell_key = ? AND owner = ?", (key, owner))
+
+    def claims(self) -> list[dict[str, Any]]:
+        """The current claims (expired ones included), oldest first."""
+        with closing(self._connect()) as conn:
+            return [dict(r) for r in conn.execute("SELECT * FROM claims ORDER BY claimed_at")]
 
     def finished(self, cell: Cell) -> bool:
         """Whether a successful result for this cell is already stored."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -274,9 +274,12 @@ RunOne = Callable[[Cell], CellResult]
 
 class Executor(Protocol):
     """What ``register_executors`` factories return: runs cells, yields their results (in
-    any order) as they finish; a crashing cell becomes an error result, never an exception."""
+    any order) as they finish; a crashing cell becomes an error result, never an exception.
 
-    def run(self, cells: Sequence[Cell], run_one: RunOne) -> Iterator[CellResult]: ...
+    ``cells`` is an iterable that may claim each cell as it is drawn (cooperating workers):
+    an executor should draw a cell only when it can start it."""
+
+    def run(self, cells: Iterable[Cell], run_one: RunOne) -> Iterator[CellResult]: ...
 
 
 class ResultSink(Protocol):
@@ -295,7 +298,11 @@ def run_suite(
     """Validate every cell up front, then run the unfinished ones, storing each result.
 
     Yields ``(result, cell)``; ``result`` is None for cells skipped because they were
-    already finished (resume).
+    already finished (resume) or were run by another worker meanwhile. With a store that can
+    claim cells (the SQLite :class:`~transferlab.harness.store.ResultsStore`), several
+    processes on one file split the cells between them
+    (:class:`~transferlab.harness.claims.CellClaims`): the executor draws cells lazily and
+    each is claimed as it is drawn.
     """
     from tqdm.auto import tqdm
 
@@ -306,9 +313,31 @@ def run_suite(
             yield None, cell
         else:
             todo.append(cell)
-    with tqdm(total=len(todo), desc=f"suite {suite.name}",
+    failures = 0
+    with tqdm(total=len(todo), desc=f"suite {suite.name}", unit="cell",
               disable=None if progress else True) as bar:
-        for result in executor.run(todo, run_one):
-            store.add(result, suite=suite.name)
+        if not hasattr(store, "claim"):
+            for result in executor.run(todo, run_one):
+                store.add(result, suite=suite.name)
+                bar.update(1)
+                yield result, result.cell
+            return
+        from transferlab.harness.claims import CellClaims
+
+        skipped: list[Cell] = []
+        claims = CellClaims(store, todo, on_skip=skipped.append)
+        with claims.heartbeat():
+            for result in executor.run(claims, run_one):
+                store.add(result, suite=suite.name)
+                claims.release(result.cell)
+                failures += result.status != "ok"
+                bar.update(1)
+                if failures:
+                    bar.set_postfix(failed=failures)
+                yield result, result.cell
+                while skipped:  # finished by another worker while this one ran
+                    bar.update(1)
+                    yield None, skipped.pop()
+        for cell in skipped:
             bar.update(1)
-            yield result, result.cell
+            yield None, cell

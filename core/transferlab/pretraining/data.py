@@ -56,7 +56,7 @@ def split_contiguous(text: str, fractions: Sequence[float] = SPLIT_FRACTIONS
         total += fraction
         target = max(start, round(total * len(text)))
         newline = text.find("\n", max(0, target - 1))  # the first line start >= target
-        cut = len(text) if newline < 0 or target == 0 else newline + 1
+        cut = 0 if target == 0 else len(text) if newline < 0 else newline + 1
         cuts.append(cut)
         start = cut
     bounds = [0, *cuts, len(text)]
