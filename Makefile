@@ -8,7 +8,7 @@ SITE := build/site
 # silences mkdocs-material's banner about MkDocs 2 on every build (mkdocs is pinned below 2)
 DOCS_ENV := NO_MKDOCS_2_WARNING=1
 
-.PHONY: install demo test docs serve-docs lint format clean mutation
+.PHONY: install browser demo test docs serve-docs lint format clean mutation
 
 install: $(STAMP)
 
@@ -18,10 +18,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	touch $(STAMP)
 
+# Headless Chromium for the HTML report's browser tests (tests/test_html_report.py): Debian's
+# chromium and chromium-driver, installed with apt-get when running as root and missing.
+# Never fails: without root or apt those tests skip, saying why.
+BROWSER_OK := command -v chromedriver >/dev/null 2>&1 && { command -v chromium || \
+	command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1
+browser:
+	@if ! { $(BROWSER_OK); }; then \
+	  if [ "$$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	        chromium chromium-driver; } >/dev/null 2>&1 || \
+	      echo "could not install chromium (apt-get failed); the browser tests will skip"; \
+	  else \
+	    echo "no chromium/chromedriver and not root with apt-get; the browser tests will skip"; \
+	  fi; \
+	fi
+
 demo: install
 	$(BIN)/transferlab bench benchmarks/suites/demo.toml --db demo.sqlite
+	$(BIN)/transferlab report --db demo.sqlite --suite demo --format html --out demo.html
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet --site-dir $(SITE)
 	$(BIN)/python -m pytest
@@ -46,4 +65,4 @@ format: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) build/mutation $(SITE) demo.sqlite transferlab.sqlite .pytest_cache .ruff_cache
+	rm -rf $(VENV) build/mutation $(SITE) demo.sqlite demo.html demo.work transferlab.sqlite .pytest_cache .ruff_cache

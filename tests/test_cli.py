@@ -86,6 +86,14 @@ def test_run_tiny_timm_model(runner, tmp_path):
         (["-b", "timm:no_such_net", "-t", "digits", "-m", "linear-probe"],
          "timm has no architecture"),
         (["-b", "raw:tfidf", "-t", "digits", "-m", "linear-probe"], "reads text"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "finetune"],
+         "method 'finetune' trains weights but 'raw:pixels' has none"),
+        (["-b", "timm:test_resnet@/no/such/file.safetensors", "-t", "digits", "-m",
+          "linear-probe"], "checkpoint /no/such/file.safetensors does not exist"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linear-probe", "--seed", "-5"],
+         "--seed -5 is out of range"),
+        (["-b", "raw:pixels", "-t", "digits", "-m", "linear-probe", "--device", "gpu"],
+         "device 'gpu' is not one of cpu, cuda, cuda:N or mps"),
     ],
 )
 def test_bad_input_gives_one_clear_line(runner, tmp_path, args, message):

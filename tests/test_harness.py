@@ -371,6 +371,12 @@ def test_parse_suite_expands_the_cross_product_in_order():
         ({"tasks": ["t"], "backbones": ["b"], "methods": ["m"], "seeds": [0, "1"]},
          "suite 's': seeds must be integers, got [0, '1'] ('1' is a string);"
          " write seeds = [0, 1, 2]"),
+        ({"tasks": ["t"], "backbones": ["b"], "methods": ["m"], "seeds": [0, -5]},
+         "suite 's': each seed must be an integer from 0 to 4294967295 (2**32 - 1), got"
+         " [0, -5] (-5 is out of range); write seeds = [0, 1, 2]"),
+        ({"tasks": ["t"], "backbones": ["b"], "methods": ["m"], "seeds": [2**32]},
+         "suite 's': each seed must be an integer from 0 to 4294967295 (2**32 - 1), got"
+         " [4294967296] (4294967296 is out of range); write seeds = [0, 1, 2]"),
         ({"tasks": ["t"], "backbones": [{"name": "b", "parms": {}}], "methods": ["m"]},
          "backbones: unknown key(s) ['parms']; use name and params"),
         ({"tasks": ["t"], "backbones": ["b"], "methods": [3]},

@@ -21,7 +21,7 @@ HOOKS = sorted(
 def test_hooks_exist():
     assert HOOKS == ["register_backbones", "register_commands", "register_executors",
                      "register_methods", "register_objectives", "register_scores",
-                     "register_tasks"]
+                     "register_strategies", "register_tasks"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

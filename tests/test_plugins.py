@@ -256,7 +256,7 @@ def register_executors(register):
 def test_register_executors_hook(fake_dists):
     fake_dists.add("transferlab-reverse", "reverse", "tl_reverse", REVERSE_EXECUTOR)
     executors = _host().registries.executors
-    assert executors.names() == ["local", "process", "reverse"]
+    assert executors.names() == ["local", "process", "ray", "reverse"]
     assert executors.create("process", {"workers": 2}).workers == 2
     assert executors.get("process").summary == (
         "one spawned worker process per cell (isolates crashes and memory)")

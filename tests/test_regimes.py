@@ -255,13 +255,18 @@ def _stream(registries, strategy="naive", scenario="task-incremental", tasks=Non
 def test_a_stream_fills_the_accuracy_matrix_row_by_row(host):
     """Bugs caught: a row per experience missing or evaluated on the wrong experiences,
     class-incremental accuracy on classes not seen yet above zero (the growing head has no
-    column for them), and the summary not computed from the matrix."""
+    column for them), the summary not computed from the matrix, and a class-incremental
+    forward transfer reported (it only restates the reference there)."""
     result = _stream(host.registries, scenario="class-incremental")
     assert np.shape(result.matrix) == (3, 3)
     assert result.matrix[0][1] == result.matrix[0][2] == result.matrix[1][2] == 0.0
     assert result.steps == [6, 6, 6]
-    again = continual_scores(result.matrix, result.reference)
-    assert result.scores == again
+    assert result.scores == continual_scores(result.matrix)
+    assert result.scores.forward_transfer is None
+    task_incremental = _stream(host.registries)
+    assert task_incremental.scores == continual_scores(task_incremental.matrix,
+                                                       task_incremental.reference)
+    assert task_incremental.scores.forward_transfer is not None
 
 
 def test_joint_trains_once_on_everything_with_the_streams_budget(host):
@@ -504,3 +509,55 @@ def test_run_with_a_regime_prints_the_accuracy_matrix(host, tmp_path):
     assert result.exit_code == 0, result.output
     assert "| after \\ on | E0 | E1 |" in result.output and "E1 = tiny-b" in result.output
     assert (tmp_path / "r.work" / "continual").is_dir()  # checkpoints beside the results
+
+
+THIRD_PARTY_STRATEGY = """
+from transferlab import hookimpl
+from transferlab.params import Param
+from transferlab.regimes import ContinualStrategy
+from transferlab.regimes.strategy import concatenate
+
+
+class ReplayLast(ContinualStrategy):
+    name = "replay-last"
+    summary = "rehearse the previous experience's first examples"
+    params = (Param("memory", int, 4, "examples kept", min=1),)
+
+    def training_split(self, experience, state):
+        if experience.index == 0:
+            return experience.train
+        previous = state.experiences[experience.index - 1].train
+        n = self.hparams["memory"]
+        self.seen = len(experience.train) + n
+        kept = type(previous)(previous.inputs[:n], previous.labels[:n])
+        return concatenate([experience.train, kept])
+
+
+@hookimpl
+def register_strategies(register):
+    register(ReplayLast)
+"""
+
+
+def test_a_third_party_strategy_registers_and_runs_in_a_stream(fake_dists):
+    """Bugs caught: the ``register_strategies`` hook not called (a plugin's strategy unknown
+    to ``continual[strategy=...]``), or a strategy's parameters not validated before the
+    stream starts."""
+    fake_dists.add("transferlab-replay-last", "replay_last", "tl_replay_last",
+                   THIRD_PARTY_STRATEGY)
+    host = PluginHost()
+    host.load_entry_points(entry_points_named("feature", "parameter", "objectives",
+                                              "replay_last"))
+    host.add_plugin(RegimePlugin(), "regime-test")
+    with use_host(host):
+        entry = host.registries.strategies.get("replay-last")
+        assert entry.plugin == "replay_last" and entry.distribution == "transferlab-replay-last"
+        cell = Cell("tiny:mlp", "", "finetune", FAST, regime="continual[strategy=replay-last"
+                    "[memory=3]]", tasks=("tiny-a", "tiny-b"))
+        result = run_cell(cell, host.registries, progress=False)
+        assert result.status == "ok", result.error
+        assert result.extra["strategy"] == "replay-last[memory=3]"
+        with pytest.raises(ParamError, match="memory"):
+            validate_cell(Cell("tiny:mlp", "", "finetune", FAST, regime="continual[strategy="
+                               "replay-last[memory=0]]", tasks=("tiny-a", "tiny-b")),
+                          host.registries)

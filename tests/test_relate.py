@@ -658,10 +658,15 @@ def test_plan_carries_backbone_parameters_seeds_and_transfer_settings_into_every
     assert {t.cell.backbone for t in plan.transfers if t.source is None} == {"tiny:mlp"}
 
 
-def test_a_backbone_that_is_itself_a_checkpoint_is_fine_tuned_from_its_base_name(host, tmp_path):
+def test_a_backbone_that_is_itself_a_checkpoint_is_fine_tuned_from_its_base_name(
+        host, tmp_path, monkeypatch):
     """Bug caught: relating an already fine-tuned ``tiny:mlp@runs/v@2/base.safetensors``
     names its checkpoints ``tiny:mlp@runs/v@2/...@relate/...`` (or cuts the base name at the
-    last '@', inside the path), a backbone name no family loads."""
+    last '@', inside the path), a backbone name no family loads. (The checkpoint file must
+    exist: a missing one is refused when the plan is validated.)"""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "v@2").mkdir(parents=True)
+    (tmp_path / "runs" / "v@2" / "base.safetensors").write_bytes(b"")
     plan = plan_relations("tiny:mlp@runs/v@2/base.safetensors", ["tiny-a", "tiny-b"],
                           host.registries, transfer_methods=["linear-probe"], out=tmp_path)
     fit = plan.fits[0]

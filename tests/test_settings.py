@@ -68,13 +68,16 @@ def test_malformed_settings_fail_in_one_line_naming_the_fix(text, message):
 # -- objectives validated with the other parameters -----------------------------------------
 
 
+TRAINABLE = "timm:test_resnet@random"  # a backbone with weights (finetune refuses raw:pixels)
+
+
 def test_objective_settings_are_validated_and_canonical(registries):
-    cell = validate_cell(Cell("raw:pixels", "digits", "finetune", {
+    cell = validate_cell(Cell(TRAINABLE, "digits", "finetune", {
         "objective": "cross-entropy[ label_smoothing = 0.10 ]"}), registries)
     assert cell.params["objective"] == "cross-entropy[label_smoothing=0.1]"
-    default = validate_cell(Cell("raw:pixels", "digits", "finetune", {
+    default = validate_cell(Cell(TRAINABLE, "digits", "finetune", {
         "objective": "cross-entropy[label_smoothing=0.0]"}), registries)
-    plain = validate_cell(Cell("raw:pixels", "digits", "finetune"), registries)
+    plain = validate_cell(Cell(TRAINABLE, "digits", "finetune"), registries)
     assert default.params["objective"] == plain.params["objective"] == "cross-entropy"
     assert default.key == plain.key  # a default spelled out is the same cell
 
@@ -90,7 +93,7 @@ def test_toml_table_settings_are_canonical_bug_table_became_its_python_text(regi
 
     suite = parse_suite(tomllib.loads("""
         tasks = ["digits"]
-        backbones = ["raw:pixels"]
+        backbones = ["timm:test_resnet@random"]
         [[methods]]
         name = "finetune"
         params.objective = "cross-entropy[label_smoothing=0.1]"

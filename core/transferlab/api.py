@@ -354,9 +354,10 @@ class TransferMethod(abc.ABC):
     def check(self, backbone: Backbone, task: Task) -> None:
         """Raise :class:`IncompatibleError` if this method cannot run on the pair."""
         if backbone.modality != task.modality:
+            article = "an" if task.modality[:1] in tuple("aeiou") else "a"
             raise IncompatibleError(
                 f"backbone {backbone.name!r} reads {backbone.modality} but task {task.name!r}"
-                f" is {task.modality}; pick a {task.modality} backbone"
+                f" is {task.modality}; pick {article} {task.modality} backbone"
             )
         if task.modality not in self.modalities:
             raise IncompatibleError(f"method {self.name!r} does not support {task.modality} tasks")

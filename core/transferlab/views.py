@@ -35,6 +35,8 @@ VIEW_PARAMS: tuple[Param, ...] = (
     Param("classes", str, None, "keep only these classes (label indices or names, joined by"
           " +), relabelled 0..k-1 in every split", nullable=True),
     Param("seed", int, 0, "seed of the training subsample (not the cell seed)", min=0),
+    Param("cell_seed", bool, False, "draw the training subsample with the cell's seed instead"
+          " of `seed`, so a cell's seeds vary its data (outside a cell, `seed` is used)"),
 )
 
 
@@ -58,13 +60,21 @@ def validate_task(name: str, registries: Any) -> str:
     return setting.canonical()
 
 
-def create_task(name: str, registries: Any) -> Task:
-    """Build the task ``name`` names: a registered task, or a view of one."""
+def create_task(name: str, registries: Any, *, cell_seed: int | None = None) -> Task:
+    """Build the task ``name`` names: a registered task, or a view of one; a view with
+    ``cell_seed=true`` draws its subsample with ``cell_seed`` (the seed of the cell it is
+    built for) when one is given."""
     setting = parse_setting(name, "task")
     base = registries.tasks.create(setting.name)
     if not setting.params:
         return base
-    return TaskView(base, **_view_params(setting))
+    values = _view_params(setting)
+    if values.pop("cell_seed") and cell_seed is not None:
+        values["seed"] = cell_seed
+        view = TaskView(base, **values)
+        view.view["cell_seed"] = True  # the fingerprint tells the seeds' subsamples apart
+        return view
+    return TaskView(base, **values)
 
 
 class TaskView(Task):

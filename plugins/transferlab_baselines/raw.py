@@ -10,7 +10,7 @@ import numpy as np
 
 from transferlab.api import Backbone, Task
 from transferlab.data import load_image
-from transferlab.errors import IncompatibleError
+from transferlab.errors import DataError, IncompatibleError
 
 
 class RawBackbone(Backbone):
@@ -74,8 +74,23 @@ class RawTfidf(RawBackbone):
 
     def prepare(self, task: Task) -> None:
         if self._fitted_on != task.fingerprint():
-            self.vectorizer.fit(task.split("train").inputs)
+            texts = task.split("train").inputs
+            try:
+                self.vectorizer.fit(texts)
+            except ValueError:  # scikit-learn's words for "no vocabulary"
+                raise self._no_vocabulary(task, len(texts)) from None
             self._fitted_on = task.fingerprint()
+
+    def _no_vocabulary(self, task: Task, count: int) -> DataError:
+        """The one-line error for training texts TF-IDF finds no word in."""
+        min_df = self.vectorizer.min_df
+        if isinstance(min_df, int) and min_df > 1:
+            return DataError(f"{self.name}: no word occurs in {min_df} or more of the {count}"
+                             f" training texts of task {task.name!r} (min_df={min_df}); lower"
+                             " it with -B min_df=1")
+        return DataError(f"{self.name}: the {count} training texts of task {task.name!r} hold"
+                         " no word (TF-IDF reads words of two or more letters or digits); check"
+                         " that the train split's text column holds the texts")
 
     @property
     def feature_dim(self) -> int:

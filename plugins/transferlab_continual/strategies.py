@@ -20,11 +20,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from transferlab.api import Objective, Split
 from transferlab.params import Param
@@ -34,6 +32,9 @@ from transferlab.regimes.strategy import (
     StreamState,
     concatenate,
 )
+
+if TYPE_CHECKING:  # torch is imported when a strategy runs, not when the plugin registers
+    import torch
 
 __all__ = ["EWC", "STRATEGIES", "Joint", "LwF", "Naive", "Replay"]
 
@@ -129,6 +130,9 @@ def empirical_fisher(state: StreamState, experience: Experience, samples: int
     """Diagonal empirical Fisher of the trainable weights: the mean over ``samples`` training
     examples (seeded choice) of the squared gradient of each example's masked
     log-likelihood of its true label."""
+    import torch
+    from torch.nn import functional as F
+
     from transferlab.regimes.heads import MASKED
 
     model, backbone = state.model, state.model.backbone
@@ -172,6 +176,9 @@ class LwF(ContinualStrategy):
         if experience.index == 0 or not self.hparams["weight"]:
             return objective
         import copy
+
+        import torch
+        from torch.nn import functional as F
 
         teacher = copy.deepcopy(state.model).eval()
         for param in teacher.parameters():

@@ -145,12 +145,21 @@ class ImageFolderTask(FolderTask):
             raise DataError(f"{folder} has no class subfolders; expected {self._layout_hint()}")
         paths: list[object] = []
         labels: list[str] = []
+        empty = []
         for class_dir in classes:
             files = sorted(
                 f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES
             )
             paths += [str(f) for f in files]
             labels += [class_dir.name] * len(files)
+            if not files:
+                empty.append(class_dir)
         if not paths:
             raise DataError(f"{folder} has class folders but no .jpg/.png images")
+        if split == "train" and empty and len(classes) - len(empty) < 2:
+            raise DataError(
+                f"task {self.name!r}: class folder {empty[0]} of the train split holds no"
+                f" image ({', '.join(IMAGE_SUFFIXES)}), so training has one class and a"
+                " classifier needs at least two; add images to it"
+            )
         return paths, labels

@@ -15,6 +15,12 @@ def _digits(name: str) -> Any:
     return DigitsTask(name)
 
 
+def _flowers_demo(name: str) -> Any:
+    from transferlab_tasks.folders import ImageFolderTask
+
+    return ImageFolderTask(name, Path(__file__).with_name("flowers_demo"))
+
+
 def _csv(name: str) -> Any:
     from transferlab_tasks.folders import CsvTextTask
 
@@ -67,6 +73,10 @@ def _check_corpus(data_dirs: list[Path]) -> Any:
 def register_tasks(register: RegisterCallback, data_dirs: list[Path]) -> None:
     register("digits", _digits, modality="image", classes=10, source="scikit-learn load_digits",
              summary="8x8 handwritten digits (1,797 images), fixed 75/25 stratified split")
+    register("flowers_demo", _flowers_demo, modality="image", classes=5,
+             source="TensorFlow flower_photos, CC BY 2.0 (see flowers_demo/ATTRIBUTION.md)",
+             summary="300 real flower photos (5 classes, 40 train / 20 test each, shorter"
+             " side 128 px), shipped in the package: the demo's task")
     register("csv:*", _csv, validate=_check_folder, modality="text",
              summary="text classification from DIR/{train,test}[,val].csv (text,label)")
     register("imagefolder:*", _imagefolder, validate=_check_folder, modality="image",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from transferlab.errors import CheckpointError
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
 from transferlab.registry import RegisterCallback
@@ -20,9 +22,14 @@ PARAM_COUNTS = {"efficientnet_lite0": 4_652_008, "efficientnet_lite1": 5_416_680
 
 
 def _validate(name: str) -> None:
+    """The architecture exists, and a checkpoint ``timm:ARCH@PATH`` names an existing file."""
     from transferlab_timm.backbone import check_arch, parse_name
 
-    check_arch(parse_name(name)[0])
+    arch, tag = parse_name(name)
+    check_arch(arch)
+    if tag not in (None, "random") and not Path(tag).is_file():
+        raise CheckpointError(f"checkpoint {tag} does not exist; pass an existing safetensors"
+                              f" file as timm:{arch}@PATH (or @random for random weights)")
 
 
 def _factory(name: str, **params: Any) -> Any:

@@ -44,11 +44,12 @@ def _add_builtin_commands() -> None:
         rank,
         relate,
         run,
+        show,
     )
 
     for command in (*inspect.COMMANDS, run.run, *bench.COMMANDS, *compare.COMMANDS,
-                    *cache.COMMANDS, *check.COMMANDS, *rank.COMMANDS, *relate.COMMANDS,
-                    *pretrain.COMMANDS, *generate.COMMANDS, new.new):
+                    *show.COMMANDS, *cache.COMMANDS, *check.COMMANDS, *rank.COMMANDS,
+                    *relate.COMMANDS, *pretrain.COMMANDS, *generate.COMMANDS, new.new):
         cli.add_command(command)
 
 

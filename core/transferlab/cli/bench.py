@@ -76,7 +76,12 @@ def _echo_continual(rows: list, fmt: str) -> None:
 @click.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--executor", default="local", show_default=True,
-              help="local, process, or a plugin's (`transferlab list executors`).")
+              help="local, process, ray, or a plugin's (`transferlab list executors`).")
+@click.option("-E", "--executor-param", "executor_params", multiple=True, metavar="KEY=VALUE",
+              help="An executor parameter (`transferlab list executors`); repeatable.")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --executor ray: the Ray cluster to join (HOST:PORT); default: a local"
+              " Ray for this suite.")
 @click.option("-w", "--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Cells run in parallel (worker processes of the process executor); the CPU"
               " threads are split between them.")
@@ -88,8 +93,9 @@ def _echo_continual(rows: list, fmt: str) -> None:
 @data_dir_option
 @db_option
 def bench(
-    suite_file: Path, executor: str, workers: int, device: str | None, fmt: str,
-    no_progress: bool, quiet: bool, data_dirs: tuple[Path, ...], db: str,
+    suite_file: Path, executor: str, executor_params: tuple[str, ...], address: str | None,
+    workers: int, device: str | None, fmt: str, no_progress: bool, quiet: bool,
+    data_dirs: tuple[Path, ...], db: str,
 ) -> None:
     """Run every cell of SUITE_FILE (TOML), skipping finished ones, then print the leaderboard.
 
@@ -98,20 +104,28 @@ def bench(
     was killed is taken over."""
     from transferlab.harness.report import leaderboard
     from transferlab.harness.store import ResultsStore
-    from transferlab.harness.suite import load_suite, run_suite
+    from transferlab.harness.suite import load_suite, run_suite, validate_suite
     from transferlab.plugins import get_host
 
     registries = get_host(data_dirs=data_dirs).registries
     suite = load_suite(suite_file)
     if workers > 1 and executor == "local":
         executor = "process"
-    params = {"workers": workers} if workers > 1 or executor == "process" else {}
+    from transferlab.params import parse_assignments
+
+    params = parse_assignments(executor_params)
+    if workers > 1 or executor == "process":
+        params.setdefault("workers", workers)
+    if address is not None:
+        params["address"] = address
     runner = registries.executors.create(executor, params)
     threads = _threads_per_worker(workers) if workers > 1 else None
     no_progress = no_progress or quiet
     store = ResultsStore(db)
     if suite.pretraining:
         from transferlab.pretraining.command import run_request
+
+        validate_suite(suite, registries, before_pretraining=True)  # a bad cell fails first
 
         for request in suite.pretraining:  # resumes or re-saves; backbones need the files
             click.echo(f"pretraining {request.backbone} -> {request.out}", err=True)
@@ -130,7 +144,8 @@ def bench(
         ran += 1
         if result.status != "ok":
             failures += 1
-            click.echo(f"FAILED {cell.label()} seed={cell.seed}: {result.error}", err=True)
+            click.echo(f"FAILED {cell.short_label(registries)} seed={cell.seed}: {result.error}",
+                       err=True)
         if quiet:
             left = len(suite.cells) - skipped - ran
             eta = (time.perf_counter() - start) / ran * left
@@ -151,22 +166,53 @@ def bench(
 @click.command()
 @click.option("--suite", default=None, help="Only results of this suite.")
 @click.option("--metric", default="accuracy", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="markdown")
+@click.option("--format", "fmt", type=click.Choice(sorted([*FORMATS, "html"])),
+              default="markdown", help="html: one self-contained page with plots (needs"
+              " matplotlib, the report extra).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --format html: the file to write (default: standard output). The"
+              " other formats always print.")
 @db_option
-def report(suite: str | None, metric: str, fmt: str, db: str) -> None:
-    """Print leaderboards (mean and 95% CI over seeds) from the results in --db."""
+def report(suite: str | None, metric: str, fmt: str, out: Path | None, db: str) -> None:
+    """Print leaderboards (mean and 95% CI over seeds) from the results in --db.
+
+    `--format html --out report.html` writes one self-contained page instead: the
+    leaderboards, plots of the metric against trainable parameters and fit time, a bar chart
+    per task, domain adaptation, continual streams (heat maps) and failed cells."""
     from transferlab.errors import TransferlabError
     from transferlab.harness.report import leaderboard
     from transferlab.harness.store import ResultsStore
 
+    if out is not None and fmt != "html":
+        raise click.UsageError("--out needs --format html (the other formats print; redirect"
+                               " them with >)")
     if not Path(db).exists():
         raise TransferlabError(f"no results file {db}; run `transferlab run` or pass --db")
     store = ResultsStore(db)
+    if fmt == "html":
+        _write_html(store.rows(suite=suite, status=None), metric, suite, db, out)
+        return
     rows = store.rows(suite=suite)
     board = leaderboard(rows, metric=metric)
     click.echo(FORMATS[fmt](board))
     _echo_provenance(board, store, fmt)
     _echo_continual(rows, fmt)
+
+
+def _write_html(rows: list, metric: str, suite: str | None, db: str, out: Path | None
+                ) -> None:
+    """The HTML report of ``rows`` (failed ones included: the page lists them) into ``out``,
+    or on standard output."""
+    from transferlab.harness.html_report import render_html
+
+    title = f"transferlab report: {Path(db).name}" + (f", suite {suite}" if suite else "")
+    page = render_html(rows, metric=metric, title=title)
+    if out is None:
+        click.echo(page, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {out}", err=True)
 
 
 COMMANDS = (bench, report)

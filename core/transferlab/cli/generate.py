@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from transferlab.cli.options import data_dir_option, device_option
+from transferlab.cli.options import check_seeds, data_dir_option, device_option
 from transferlab.errors import IncompatibleError
 from transferlab.params import parse_assignments
 
@@ -20,7 +20,7 @@ from transferlab.params import parse_assignments
               help="0: greedy (the most likely token each step); above 0: sampling.")
 @click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
               help="Sample from the k most likely tokens only (0: all).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, callback=check_seeds)
 @click.option("-B", "--backbone-param", "backbone_params", multiple=True, metavar="KEY=VALUE",
               help="Backbone parameter; repeatable.")
 @device_option

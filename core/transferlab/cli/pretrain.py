@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
+from transferlab.cli.options import (
+    check_seeds,
+    data_dir_option,
+    db_option,
+    device_option,
+    json_option,
+)
 from transferlab.errors import ParamError
 from transferlab.params import parse_assignments
 
@@ -50,7 +56,7 @@ def _weights(pairs: tuple[str, ...]) -> dict[str, float]:
               show_default=True, help="Steps between checkpoints.")
 @click.option("-B", "--backbone-param", "backbone_params", multiple=True, metavar="KEY=VALUE",
               help="Backbone parameter (e.g. max_length=64, img_size=32); repeatable.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, callback=check_seeds)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The safetensors checkpoint to write; checkpoints of the run go in"
               " OUT.checkpoints/ and a re-run resumes from them.")

@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
+from transferlab.cli.options import (
+    check_seeds,
+    data_dir_option,
+    db_option,
+    device_option,
+    json_option,
+)
 from transferlab.params import parse_assignments
 
 
@@ -81,7 +87,7 @@ def _verdicts(found: Any) -> list[str]:
               help="How each backbone is transferred to each task, as a setting with its"
               " parameter values; repeatable. Default: linear-probe and"
               " 'finetune[max_steps=50]'.")
-@click.option("--seed", "seeds", multiple=True, type=int, metavar="N",
+@click.option("--seed", "seeds", multiple=True, type=int, metavar="N", callback=check_seeds,
               help="Cell seed (fine-tuning and transfer); repeatable, gains are averaged over"
               " seeds with a 95% interval. Default: 0.")
 @click.option("--out", default="relate", show_default=True,

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import click
 
-from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
+from transferlab.cli.options import (
+    check_seeds,
+    data_dir_option,
+    db_option,
+    device_option,
+    json_option,
+)
 from transferlab.params import parse_assignments
 
 
@@ -32,7 +38,7 @@ from transferlab.params import parse_assignments
               help="Method hyper-parameter; repeatable.")
 @click.option("-B", "--backbone-param", "backbone_params", multiple=True, metavar="KEY=VALUE",
               help="Backbone parameter (e.g. img_size=96); repeatable.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, callback=check_seeds)
 @device_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @data_dir_option
@@ -77,4 +83,5 @@ def run(
             f"  peak {result.peak_memory_mb:.0f} MiB  (stored in {db})"
         )
     if result.status != "ok":
-        raise click.ClickException(f"{cell.label()} failed: {result.error}")
+        raise click.ClickException(f"{cell.short_label(registries)} seed={seed} failed:"
+                                   f" {result.error}")

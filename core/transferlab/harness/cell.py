@@ -15,9 +15,10 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from transferlab.api import (
@@ -29,10 +30,17 @@ from transferlab.api import (
     Task,
     TransferMethod,
 )
-from transferlab.errors import TransferlabError
+from transferlab.errors import (
+    CheckpointError,
+    DataError,
+    IncompatibleError,
+    TransferlabError,
+)
 from transferlab.harness.domain import UnlabeledTarget, check_same_labels
 from transferlab.harness.environment import default_device, environment, peak_memory_mb
 from transferlab.harness.metrics import classification_metrics
+from transferlab.harness.validation import check_device, check_seed
+from transferlab.params import Param
 from transferlab.registry import Registries
 from transferlab.settings import parse_setting, validate_settings
 from transferlab.views import create_task, validate_task
@@ -75,11 +83,36 @@ class Cell:
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def label(self) -> str:
-        extra = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return self._label(self.params)
+
+    def short_label(self, registries: Registries) -> str:
+        """:meth:`label` with only the method parameters that differ from the defaults the
+        method declares (a validated cell carries every default), for one-line messages;
+        every parameter when ``registries`` do not know the method."""
+        try:
+            declared = {p.name: p for p in registries.methods.get(self.method).params}
+        except TransferlabError:
+            return self.label()
+        return self._label({k: v for k, v in self.params.items()
+                            if k not in declared or not _is_default(declared[k], v, self.method)})
+
+    def _label(self, params: Mapping[str, Any]) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
         task = self.task if self.source_task is None else f"{self.source_task}->{self.task}"
         if self.regime is not None:
             task = f"{self.regime}({self.task})"
         return f"{self.backbone} x {task} x {self.method}" + (f"[{extra}]" if extra else "")
+
+
+def _is_default(param: Param, value: Any, owner: str) -> bool:
+    """Whether ``value`` is ``param``'s default, as declared or as validation spells it (a
+    setting's canonical text)."""
+    if value == param.default:
+        return True
+    try:
+        return param.coerce(param.default, owner) == value
+    except TransferlabError:
+        return False
 
 
 @dataclass
@@ -111,10 +144,18 @@ def validate_cell(cell: Cell, registries: Registries) -> Cell:
 
     Settings that name other components (``-p objective=...``) are checked against the same
     registries, and task views and settings are spelled canonically, so the cell key does not
-    depend on how the user wrote them."""
+    depend on how the user wrote them.
+
+    What the names and the registered metadata tell is checked too: the seed's range, a
+    ``NAME@PATH`` checkpoint that does not exist, a backbone whose modality (``modality=``
+    of its registration) is not the task's, and a method that trains weights
+    (``needs_module``) on a backbone registered with ``has_weights=False``. Metadata a plugin
+    did not declare is not checked here (building the cell still checks it)."""
+    check_seed(cell.seed, "seed", "seed=0")
     backbone_params = registries.backbones.get(cell.backbone).validate(
         cell.backbone, cell.backbone_params
     )
+    _check_checkpoint(cell.backbone)
     if cell.regime is not None:
         return _validate_regime_cell(cell, backbone_params, registries)
     task = validate_task(cell.task, registries)
@@ -122,7 +163,37 @@ def validate_cell(cell: Cell, registries: Registries) -> Cell:
     method = registries.methods.get(cell.method)
     params = method.validate(cell.method, cell.params)
     params = validate_settings(method.params, params, registries, owner=cell.method)
+    _check_compatible(cell.backbone, (task,) if source is None else (source, task), cell.method,
+                      registries)
     return Cell(cell.backbone, task, cell.method, params, backbone_params, cell.seed, source)
+
+
+def _check_checkpoint(backbone: str) -> None:
+    """``NAME@FILE.safetensors`` names a checkpoint file: it must exist (``@random`` and a
+    plugin's other tags are left to the plugin's own ``validate``)."""
+    base, _, tag = backbone.partition("@")
+    if tag.endswith(".safetensors") and not Path(tag).is_file():
+        raise CheckpointError(f"checkpoint {tag} does not exist; pass an existing safetensors"
+                              f" file as {base}@PATH")
+
+
+def _check_compatible(backbone: str, tasks: Sequence[str], method: str,
+                      registries: Registries) -> None:
+    """Refuse what the registrations already tell cannot run (the checks of
+    :meth:`TransferMethod.check`, before anything is built)."""
+    entry = registries.backbones.get(backbone)
+    reads = entry.info.get("modality")
+    for task in tasks:
+        modality = registries.tasks.get(parse_setting(task).name).info.get("modality")
+        if isinstance(reads, str) and isinstance(modality, str) and reads != modality:
+            article = "an" if modality[:1] in tuple("aeiou") else "a"
+            raise IncompatibleError(f"backbone {backbone!r} reads {reads} but task {task!r} is"
+                                    f" {modality}; pick {article} {modality} backbone")
+    factory = registries.methods.get(method).factory
+    if (entry.info.get("has_weights") is False and isinstance(factory, type)
+            and issubclass(factory, TransferMethod) and factory.needs_module):
+        raise IncompatibleError(f"method {method!r} trains weights but {backbone!r} has none;"
+                                " use a feature method such as linear-probe")
 
 
 def regime_label(regime: str, tasks: tuple[str, ...]) -> str:
@@ -134,7 +205,6 @@ def regime_label(regime: str, tasks: tuple[str, ...]) -> str:
 
 def _validate_regime_cell(cell: Cell, backbone_params: dict[str, Any],
                           registries: Registries) -> Cell:
-    from transferlab.errors import IncompatibleError
     from transferlab.regimes.spec import parse_regime
     from transferlab.training.method import GradientMethod
 
@@ -150,6 +220,7 @@ def _validate_regime_cell(cell: Cell, backbone_params: dict[str, Any],
                                 " finetune or bitfit")
     params = entry.validate(cell.method, cell.params)
     params = validate_settings(entry.params, params, registries, owner=cell.method)
+    _check_compatible(cell.backbone, tasks, cell.method, registries)
     return Cell(cell.backbone, regime_label(regime, tasks), cell.method, params,
                 backbone_params, cell.seed, None, regime, tasks)
 
@@ -165,18 +236,36 @@ class _Parts:
 
 
 def _build(cell: Cell, registries: Registries, device: str) -> _Parts:
-    task = create_task(cell.task, registries)
+    task = create_task(cell.task, registries, cell_seed=cell.seed)
     backbone = registries.backbones.create(cell.backbone, cell.backbone_params).to(device)
     method = registries.methods.create(cell.method, cell.params)
     method.check(backbone, task)
     task.split("test")  # load and validate the scored split before any training
+    if cell.source_task is None:
+        _check_classes(task)
     source = None
     if cell.source_task is not None:
-        source = create_task(cell.source_task, registries)
+        source = create_task(cell.source_task, registries, cell_seed=cell.seed)
         method.check(backbone, source)
+        _check_classes(source)
         check_same_labels(source, task)
     backbone.prepare(task if source is None else source)  # fitted on training data only
     return _Parts(task, backbone, method, source)
+
+
+def _check_classes(task: Task) -> None:
+    """A classification task's training split needs two classes or more (else scikit-learn's
+    error, with its file and line, would be the first word of the problem)."""
+    if task.kind != "classification":
+        return
+    found = sorted(set(task.split("train").labels.tolist()))
+    if len(found) < 2:
+        names = task.label_names
+        shown = ", ".join(repr(names[i]) if 0 <= i < len(names) else str(i) for i in found)
+        raise DataError(f"task {task.name!r}: the train split has {len(found)} class"
+                        f"{'' if len(found) == 1 else 'es'} ({shown or 'none'}), and a"
+                        " classifier needs at least two; add training examples of another"
+                        " class")
 
 
 def _provenance(cell: Cell, registries: Registries) -> dict[str, Any]:
@@ -239,14 +328,20 @@ def run_cell(
     )
     result = CellResult(cell=cell, status="error", environment=environment(device))
     try:
+        check_device(device, other_torch_devices=True)  # before anything loads
         cell = validate_cell(cell, registries)
         result.cell = cell
         result.environment["plugins"] = _provenance(cell, registries)
         ctx.seed_everything()
         if cell.regime is not None:
             _run_regime(result, cell, registries, ctx, device, work_dir)
+            # run_regime builds the tasks, so it reports their fingerprints in extra
+            result.environment["fingerprints"] = result.extra.pop("fingerprints", {})
         else:
             parts = _build(cell, registries, device)
+            result.environment["fingerprints"] = {"task": parts.task.fingerprint()}
+            if parts.source is not None:
+                result.environment["fingerprints"]["source_task"] = parts.source.fingerprint()
             start = time.perf_counter()
             if parts.source is None:
                 predictor = parts.method.fit(parts.backbone, parts.task, ctx)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +155,11 @@ def plan_relations(
                 sources += [(f.task, f.backbone) for f in fits
                             if f.seed == seed and f.task != target]
                 for source, name in sources:
-                    cell = validate_cell(Cell(name, target, how.name, dict(how.params),
+                    # checked as the base backbone: the fine-tuned checkpoint is written by
+                    # the fit (run_relations validates the cell again once it exists)
+                    cell = validate_cell(Cell(setting.name, target, how.name, dict(how.params),
                                               bparams, seed), registries)
+                    cell = replace(cell, backbone=name)
                     transfers.append(Transfer(source, target, label, seed, cell))
     first = fits[0].cell
     return RelationPlan(setting.name, first.backbone_params, method, first.params,

@@ -297,6 +297,21 @@ class ResultsStore:
         with closing(self._connect()) as conn:
             return [_decode(row) for row in conn.execute(query + " ORDER BY id", args)]
 
+    def find(self, key_prefix: str) -> list[dict[str, Any]]:
+        """Every result row (any status) whose cell key starts with ``key_prefix``, decoded
+        like :meth:`rows`, oldest first; rows of several cells when the prefix is short."""
+        with closing(self._connect()) as conn:
+            found = conn.execute("SELECT * FROM results WHERE substr(cell_key, 1, ?) = ?"
+                                 " ORDER BY id", (len(key_prefix), key_prefix))
+            return [_decode(row) for row in found]
+
+    def row(self, row_id: int) -> dict[str, Any] | None:
+        """The result row with id ``row_id`` (any status), decoded like :meth:`rows`;
+        ``None`` when there is none."""
+        with closing(self._connect()) as conn:
+            found = conn.execute("SELECT * FROM results WHERE id = ?", (row_id,)).fetchone()
+        return None if found is None else _decode(found)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.rows(status=None))
 

@@ -33,15 +33,17 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from transferlab.errors import DataError
+from transferlab.errors import DataError, TransferlabError
 from transferlab.harness.cell import Cell, CellResult, validate_cell
+from transferlab.harness.validation import SEED_RANGE, check_seed
 from transferlab.registry import Registries
 
-__all__ = ["Executor", "ResultSink", "RunOne", "Suite", "load_suite", "parse_suite", "run_suite"]
+__all__ = ["Executor", "ResultSink", "RunOne", "Suite", "load_suite", "parse_suite", "run_suite",
+           "validate_suite"]
 
 
 @dataclass
@@ -75,6 +77,8 @@ def _pretraining(data: Mapping[str, Any], suite: str) -> tuple[list[Any], dict[s
         if unknown or missing:
             raise DataError(f"{where}: unknown keys {unknown} or missing keys {missing};"
                             f" use {', '.join(sorted(PRETRAIN_KEYS))}")
+        if "seed" in entry:
+            check_seed(entry["seed"], f"{where}: seed", "seed = 0")
         values = {k: v for k, v in entry.items() if k not in ("name", "corpus")}
         corpus = entry.get("corpus", [])
         values["corpora"] = tuple([corpus] if isinstance(corpus, str) else corpus)
@@ -232,6 +236,11 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
     if bad:
         raise DataError(f"suite {default_name!r}: seeds must be integers, got {seeds!r}"
                         f" ({bad[0]!r} is {_toml_type(bad[0])}); write seeds = [0, 1, 2]")
+    out_of_range = [s for s in seeds if s < 0 or s >= 2**32]
+    if out_of_range:
+        raise DataError(f"suite {default_name!r}: each seed must be {SEED_RANGE}, got"
+                        f" {seeds!r} ({out_of_range[0]} is out of range); write seeds ="
+                        " [0, 1, 2]")
     pretraining, outputs = _pretraining(data, name)
     backbones = [(_substitute(b, outputs, name), bp)
                  for b, bp in (_named(b, "backbones") for b in data["backbones"])]
@@ -254,7 +263,34 @@ def parse_suite(data: Mapping[str, Any], default_name: str = "suite") -> Suite:
         for m, mp in methods
         for s in seeds
     ]
+    rules = _exclusions(data.get("exclude", []), name)
+    cells = [c for c in cells if not any(_excluded(c, rule) for rule in rules)]
     return Suite(name, cells, pretraining)
+
+
+EXCLUDE_KEYS = ("backbone", "method", "task")
+
+
+def _exclusions(entries: Any, suite: str) -> list[dict[str, str]]:
+    """The suite's ``exclude`` rules: tables of backbone / method / task names."""
+    if not isinstance(entries, list):
+        raise _wrong_type(suite, "exclude", "an array of tables", entries,
+                          'write exclude = [{ backbone = "raw:pixels", method = "finetune" }]')
+    rules = []
+    for entry in entries:
+        if (not isinstance(entry, Mapping) or not entry or set(entry) - set(EXCLUDE_KEYS)
+                or not all(isinstance(v, str) for v in entry.values())):
+            raise DataError(f"suite {suite!r}: exclude entry {entry!r} must be a table of"
+                            f" {', '.join(EXCLUDE_KEYS)} names, e.g. {{ backbone ="
+                            ' "raw:pixels", method = "finetune" }')
+        rules.append(dict(entry))
+    return rules
+
+
+def _excluded(cell: Cell, rule: Mapping[str, str]) -> bool:
+    """Whether ``cell`` matches every name ``rule`` gives (its task as written)."""
+    values = {"backbone": cell.backbone, "method": cell.method, "task": cell.task}
+    return all(values[key] == name for key, name in rule.items())
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -291,6 +327,38 @@ class ResultSink(Protocol):
     def add(self, result: CellResult, suite: str | None = None) -> int: ...
 
 
+def validate_suite(suite: Suite, registries: Registries, *,
+                   before_pretraining: bool = False) -> list[Cell]:
+    """Every cell of ``suite`` validated (:func:`~transferlab.harness.cell.validate_cell`), or
+    the first bad cell's error, naming the suite and the cell, before any cell runs.
+
+    ``before_pretraining``: a backbone ``NAME@OUT`` whose checkpoint one of the suite's
+    ``[[pretrain]]`` runs is yet to write is checked as ``NAME`` (the file comes with the run),
+    so a bad cell fails before the pretraining too."""
+    pending = {str(r.out) for r in suite.pretraining
+               if before_pretraining and not Path(r.out).is_file()}
+    cells = []
+    for cell in suite.cells:
+        base, _, tag = cell.backbone.partition("@")
+        checked = replace(cell, backbone=base) if tag and tag in pending else cell
+        try:
+            valid = validate_cell(checked, registries)
+        except TransferlabError as exc:
+            raise _in_cell(exc, f"suite {suite.name!r}, cell {cell.label()} seed={cell.seed}"
+                           ) from None
+        cells.append(replace(valid, backbone=cell.backbone))
+    return cells
+
+
+def _in_cell(exc: TransferlabError, where: str) -> TransferlabError:
+    """``exc`` (its class kept where it can be) with ``where`` before its message."""
+    message = f"{where}: {exc}"
+    try:
+        return type(exc)(message)
+    except Exception:  # a plugin's error class with another signature
+        return TransferlabError(message)
+
+
 def run_suite(
     suite: Suite, registries: Registries, store: ResultSink, executor: Executor, run_one: RunOne,
     *, progress: bool = True,
@@ -306,7 +374,7 @@ def run_suite(
     """
     from tqdm.auto import tqdm
 
-    cells = [validate_cell(cell, registries) for cell in suite.cells]
+    cells = validate_suite(suite, registries)
     todo = []
     for cell in cells:
         if store.finished(cell):

@@ -45,27 +45,34 @@ def check_regime_method(method: Any, regime: str) -> None:
 
 def run_regime(cell: Any, backbone: Backbone, method: Any, registries: Registries,
                ctx: RunContext, work_dir: Path | None) -> RegimeOutcome:
-    """Fit and score ``cell`` (whose ``regime`` is set) on ``backbone`` with ``method``."""
+    """Fit and score ``cell`` (whose ``regime`` is set) on ``backbone`` with ``method``.
+
+    ``extra["fingerprints"]`` holds each task's data fingerprint, by role (``task``,
+    ``task1``...), taken once the tasks are loaded."""
     from transferlab.regimes.spec import parse_regime
 
     spec, _ = parse_regime(cell.regime, registries, cell.tasks)
     check_regime_method(method, spec.name)
-    tasks = [create_task(name, registries) for name in cell.tasks]
+    tasks = [create_task(name, registries, cell_seed=cell.seed) for name in cell.tasks]
     for task in tasks:
         method.check(backbone, task)
         task.split("test")  # load and validate the scored splits before any training
     backbone.prepare(tasks[0])
+    # roles as in the cell's plugin provenance; run_cell moves them to the environment
+    fingerprints = {"task" if i == 0 else f"task{i}": task.fingerprint()
+                    for i, task in enumerate(tasks)}
     start = time.perf_counter()
     if spec.name == "multi-task":
         from transferlab.regimes.multitask import run_multitask, summary_metrics
 
         result = run_multitask(method, backbone, tasks, ctx, sampling=spec.params["sampling"],
                                temperature=spec.params["temperature"],
-                               weights=spec.weights(len(tasks)))
+                               weights=spec.weights(len(tasks)), names=cell.tasks)
         elapsed = time.perf_counter() - start
         return RegimeOutcome(summary_metrics(result.per_task),
                              {"regime": "multi-task", "steps": result.steps,
-                              "mixture": result.mixture, "per_task": result.per_task},
+                              "mixture": result.mixture, "per_task": result.per_task,
+                              "fingerprints": fingerprints},
                              result.counts, elapsed)
     from transferlab.regimes.continual import run_stream
     from transferlab.settings import parse_setting
@@ -74,7 +81,8 @@ def run_regime(cell: Any, backbone: Backbone, method: Any, registries: Registrie
     strategy = registries.strategies.create(strategy_setting.name, strategy_setting.params)
     checkpoints = None if work_dir is None else Path(work_dir) / "continual" / cell.key
     stream = run_stream(method, strategy, backbone, tasks, ctx,
-                        scenario=spec.params["scenario"], checkpoint_dir=checkpoints)
+                        scenario=spec.params["scenario"], checkpoint_dir=checkpoints,
+                        names=cell.tasks)
     elapsed = time.perf_counter() - start
     from transferlab.regimes.metrics import describe
 
@@ -82,7 +90,7 @@ def run_regime(cell: Any, backbone: Backbone, method: Any, registries: Registrie
     extra = {"regime": "continual", "scenario": spec.params["scenario"],
              "strategy": spec.params["strategy"], "experiences": stream.names,
              "accuracy_matrix": stream.matrix, "reference": stream.reference,
-             "steps": stream.steps, **describe(stream.scores)}
+             "steps": stream.steps, **describe(stream.scores), "fingerprints": fingerprints}
     if stream.resumed_from is not None:
         extra["resumed_after_experience"] = stream.resumed_from
     if hasattr(strategy, "memory_size"):

@@ -167,20 +167,23 @@ def run_stream(
     tasks: Sequence[Task], ctx: RunContext, *, scenario: str = "task-incremental",
     checkpoint_dir: Path | None = None,
     on_experience: Callable[[int, list[float]], Any] | None = None,
+    names: Sequence[str] | None = None,
 ) -> StreamResult:
     """Train ``method`` with ``strategy`` on ``tasks`` in order and return the accuracy
     matrix; with ``checkpoint_dir`` each finished experience is saved there and a re-run
-    resumes after the last one."""
+    resumes after the last one. ``names`` (default: the tasks' own) name the experiences."""
     from transferlab.training.model import TransferModel
     from transferlab.training.objectives import build_objective
 
     if scenario not in SCENARIOS:
         raise ParamError(f"unknown continual scenario {scenario!r}; use one of"
                          f" {', '.join(SCENARIOS)}")
-    layout = LabelLayout(tuple(t.name for t in tasks), tuple(len(t.label_names) for t in tasks))
-    experiences = [Experience(i, t.name, layout.to_global(i, t.split("train")),
+    names = list(names) if names is not None else [t.name for t in tasks]
+    layout = LabelLayout(tuple(names), tuple(len(t.label_names) for t in tasks))
+    experiences = [Experience(i, names[i], layout.to_global(i, t.split("train")),
                               layout.to_global(i, t.split("test"))) for i, t in enumerate(tasks)]
-    label_names = [f"{t.name}/{label}" for t in tasks for label in t.label_names]
+    label_names = [f"{n}/{label}" for n, t in zip(names, tasks, strict=True)
+                   for label in t.label_names]
     base_objective = build_objective(method.hparams["objective"], registries=ctx.registries)
     ctx.seed_everything()
     model = TransferModel(backbone, layout.total).to(ctx.device)
@@ -231,6 +234,9 @@ def run_stream(
                           "steps": steps, "names": layout.names})
         if on_experience is not None:  # after the checkpoint: the experience is finished
             on_experience(position, row)
+    # class-incremental: an experience's classes have no column before it is trained, so its
+    # accuracy just before training is 0 by construction and forward transfer says nothing
+    transfer_reference = None if strategy.joint or scenario == "class-incremental" else reference
     return StreamResult(list(layout.names), matrix, reference,
-                        continual_scores(matrix, None if strategy.joint else reference),
-                        resumed, model.counts(), steps)
+                        continual_scores(matrix, transfer_reference), resumed, model.counts(),
+                        steps)

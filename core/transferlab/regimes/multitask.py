@@ -84,16 +84,17 @@ class _MixtureTask(Task):
 def run_multitask(
     method: GradientMethod, backbone: Backbone, tasks: Sequence[Task], ctx: RunContext, *,
     sampling: str = "proportional", temperature: float = 2.0,
-    weights: Sequence[float] | None = None,
+    weights: Sequence[float] | None = None, names: Sequence[str] | None = None,
 ) -> MultiTaskResult:
     """Fine-tune ``backbone`` with ``method`` on all ``tasks`` at once; score each task's test
-    split with its own head."""
+    split with its own head. ``names`` (default: the tasks' own) key the per-task results."""
     from transferlab.harness.metrics import classification_metrics
     from transferlab.training.evaluate import predict_logits
     from transferlab.training.model import TransferModel
     from transferlab.training.objectives import build_objective
 
-    layout = LabelLayout(tuple(t.name for t in tasks), tuple(len(t.label_names) for t in tasks))
+    names = list(names) if names is not None else [t.name for t in tasks]
+    layout = LabelLayout(tuple(names), tuple(len(t.label_names) for t in tasks))
     trains = [layout.to_global(i, t.split("train")) for i, t in enumerate(tasks)]
     counts = mixture_sizes([len(s) for s in trains], sampling, temperature)
     rng = np.random.default_rng([ctx.seed, 2741])
@@ -106,7 +107,8 @@ def run_multitask(
 
     masks = torch.stack([layout.mask([int(owner[c])]) for c in range(layout.total)])
     objective = MaskedObjective(base, layout, masks, weights)
-    label_names = [f"{t.name}/{label}" for t in tasks for label in t.label_names]
+    label_names = [f"{n}/{label}" for n, t in zip(names, tasks, strict=True)
+                   for label in t.label_names]
     task = _MixtureTask("multi-task", mixture, label_names, tasks[0].modality)
     from transferlab.regimes.spec import scale_budget
 
@@ -119,10 +121,10 @@ def run_multitask(
         logits = predict_logits(model, test.inputs, backbone.preprocess,
                                 backbone.default_batch_size, device)
         predicted = masked_predictions(logits, list(layout.columns(i)))
-        per_task[t.name] = classification_metrics(test.labels, predicted)
+        per_task[names[i]] = classification_metrics(test.labels, predicted)
     steps = sum(r.steps for r in state.results.values())
     return MultiTaskResult(per_task, model.counts(), steps,
-                           {t.name: c for t, c in zip(tasks, counts, strict=True)})
+                           dict(zip(names, counts, strict=True)))
 
 
 def summary_metrics(per_task: dict[str, dict[str, Any]]) -> dict[str, float]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from transferlab.api import Backbone
+from transferlab.errors import IncompatibleError
 
 __all__ = ["TransferModel"]
 
@@ -26,7 +27,8 @@ class TransferModel(nn.Module):
     def __init__(self, backbone: Backbone, num_classes: int) -> None:
         super().__init__()
         if backbone.module is None:
-            raise ValueError(f"{backbone.name} has no torch module to train")
+            raise IncompatibleError(f"{backbone.name} has no torch module to train; use a"
+                                    " feature method such as linear-probe")
         self.body = backbone.module
         self.head = nn.Linear(backbone.feature_dim, num_classes)
         self.__dict__["backbone"] = backbone  # plain attribute, not a submodule

@@ -1,0 +1,107 @@
+"""Scale-out of ``transferlab bench`` on one machine, measured in one run:
+
+1. an 8-cell suite of small cells (linear probes of four backbones on digits, two seeds),
+   where loading models and starting up weigh: ``--workers 2`` against ``--workers 1``
+   (target: at least 1.3x faster);
+2. a compute-bound suite (four short fine-tuning cells): the same ratio, reported;
+3. resuming each finished suite (every cell already stored) against running it (target:
+   under 2% of the run's time).
+
+Each run is a fresh ``transferlab bench`` process on a fresh results file with the disk
+feature cache off, so nothing is reused between runs. The CPU time other processes used
+during the measurement is printed: figures taken while they used the CPU are not results.
+
+    python benchmarks/scaleout.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SMALL = """
+name = "small"
+tasks = ["digits"]
+seeds = [0, 1]
+backbones = [
+    { name = "raw:pixels", params = { size = 8 } },
+    { name = "timm:test_resnet@random", params = { img_size = 32 } },
+    { name = "timm:test_efficientnet@random", params = { img_size = 32 } },
+    { name = "timm:efficientnet_lite0", params = { img_size = 32 } },
+]
+methods = ["linear-probe"]
+"""
+
+COMPUTE = """
+name = "compute"
+tasks = ["digits"]
+seeds = [0, 1, 2, 3]
+backbones = [{ name = "timm:test_resnet@random", params = { img_size = 64 } }]
+[[methods]]
+name = "finetune"
+params = { max_steps = 60, epochs = 50, batch_size = 64, lr = 1e-3, val_fraction = 0.0 }
+"""
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot (/proc/stat; 0 without it)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _, _, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and its finished children."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def bench(suite: Path, db: Path, *extra: str) -> float:
+    """Wall seconds of one ``transferlab bench`` process."""
+    command = [str(Path(sys.executable).with_name("transferlab")), "bench", str(suite),
+               "--db", str(db), "--no-progress", *extra]
+    env = {**os.environ, "TRANSFERLAB_CACHE": "off"}
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(name: str, text: str, folder: Path, repeats: int) -> None:
+    suite = folder / f"{name}.toml"
+    suite.write_text(text)
+    one, two, resume = [], [], []
+    for repeat in range(repeats):
+        db1, db2 = folder / f"{name}-1-{repeat}.sqlite", folder / f"{name}-2-{repeat}.sqlite"
+        one.append(bench(suite, db1))
+        two.append(bench(suite, db2, "--workers", "2"))
+        resume.append(bench(suite, db1))
+    best = min(one), min(two), min(resume)
+    print(f"{name}: 1 worker {best[0]:.1f} s, 2 workers {best[1]:.1f} s:"
+          f" {best[0] / best[1]:.2f}x; resuming the finished suite {best[2]:.2f} s ="
+          f" {100 * best[2] / best[0]:.1f}% of running it (best of {repeats})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    busy, own, wall = busy_seconds(), own_seconds(), time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        measure("small", SMALL, Path(tmp), args.repeats)
+        measure("compute", COMPUTE, Path(tmp), args.repeats)
+    others = (busy_seconds() - busy - (own_seconds() - own)) / (time.perf_counter() - wall)
+    print(f"other processes used {max(0.0, others):.2f} CPUs on average during the run"
+          f" ({os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
