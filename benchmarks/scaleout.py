@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,20 +49,65 @@ params = { max_steps = 60, epochs = 50, batch_size = 64, lr = 1e-3, val_fraction
 """
 
 
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy since boot (/proc/stat; 0 without it)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _, _, irq, softirq = (int(v) for v in fields[:7])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+class OthersMeter:
+    """CPU seconds used by processes outside this one's process tree, sampled from
+    ``/proc`` every ``interval`` seconds in a thread. A bench process's workers are forked
+    from a server process that bench never waits for, so ``os.times()`` cannot count them
+    as children: the tree is followed through ``/proc/PID/stat`` parent links instead."""
 
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.seen: dict[int, float] = {}
+        self.others = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-def own_seconds() -> float:
-    """CPU seconds of this process and its finished children."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    @staticmethod
+    def _table() -> dict[int, tuple[int, float]]:
+        """pid -> (parent pid, CPU seconds so far) of every process /proc shows."""
+        tick = os.sysconf("SC_CLK_TCK")
+        table = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+        return table
+
+    def _sample(self) -> None:
+        table = self._table()
+        mine = {os.getpid()}
+        changed = True
+        while changed:  # descendants: follow parent links until nothing new joins
+            changed = False
+            for pid, (parent, _) in table.items():
+                if parent in mine and pid not in mine:
+                    mine.add(pid)
+                    changed = True
+        for pid, (_, cpu) in table.items():
+            before = self.seen.get(pid)
+            self.seen[pid] = cpu
+            if pid not in mine and before is not None:
+                self.others += max(0.0, cpu - before)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> OthersMeter:
+        self.start = time.perf_counter()
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.seconds = time.perf_counter() - self.start
 
 
 def bench(suite: Path, db: Path, *extra: str) -> float:
@@ -94,13 +140,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    busy, own, wall = busy_seconds(), own_seconds(), time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    with OthersMeter() as meter, tempfile.TemporaryDirectory() as tmp:
         measure("small", SMALL, Path(tmp), args.repeats)
         measure("compute", COMPUTE, Path(tmp), args.repeats)
-    others = (busy_seconds() - busy - (own_seconds() - own)) / (time.perf_counter() - wall)
-    print(f"other processes used {max(0.0, others):.2f} CPUs on average during the run"
-          f" ({os.cpu_count()} CPUs)")
+    print(f"other processes used {meter.others / meter.seconds:.2f} CPUs on average during"
+          f" the run ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

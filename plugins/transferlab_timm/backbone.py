@@ -18,28 +18,8 @@ from torch import nn
 
 from transferlab.api import Backbone
 from transferlab.data import load_image
-from transferlab.errors import CheckpointError, DataError, UnknownNameError
-
-
-def parse_name(name: str) -> tuple[str, str | None]:
-    """``timm:arch@tag`` -> (arch, tag)."""
-    body = name.split(":", 1)[1] if ":" in name else name
-    arch, _, tag = body.partition("@")
-    return arch, (tag or None)
-
-
-def check_arch(arch: str) -> None:
-    """Raise :class:`UnknownNameError` with suggestions if timm has no such architecture."""
-    import timm
-
-    names = timm.list_models()
-    if arch not in names:
-        import difflib
-
-        close = difflib.get_close_matches(arch, names, n=3)
-        hint = f" Did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
-        raise UnknownNameError(f"timm has no architecture {arch!r}.{hint}"
-                               " (see `timm.list_models()`)")
+from transferlab.errors import CheckpointError, DataError
+from transferlab_timm.names import check_arch, parse_name
 
 
 class TimmBackbone(Backbone):

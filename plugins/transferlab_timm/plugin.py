@@ -23,7 +23,7 @@ PARAM_COUNTS = {"efficientnet_lite0": 4_652_008, "efficientnet_lite1": 5_416_680
 
 def _validate(name: str) -> None:
     """The architecture exists, and a checkpoint ``timm:ARCH@PATH`` names an existing file."""
-    from transferlab_timm.backbone import check_arch, parse_name
+    from transferlab_timm.names import check_arch, parse_name
 
     arch, tag = parse_name(name)
     check_arch(arch)

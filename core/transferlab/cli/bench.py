@@ -150,7 +150,8 @@ def bench(
             left = len(suite.cells) - skipped - ran
             eta = (time.perf_counter() - start) / ran * left
             click.echo(f"[{skipped + ran}/{len(suite.cells)}] {result.status}"
-                       f" {cell.label()} seed={cell.seed} ({result.fit_seconds:.1f}s fit);"
+                       f" {cell.short_label(registries)} seed={cell.seed}"
+                       f" ({result.fit_seconds:.1f}s fit);"
                        f" {failures} failed, ETA {eta:.0f}s", err=True)
     click.echo(f"suite {suite.name}: {len(suite.cells)} cells, {skipped} already finished,"
                f" {failures} failed; results in {db}", err=True)

@@ -38,10 +38,10 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float]:
     mean = sum(values) / n
     if n < 2:
         return mean, float("nan")
-    from scipy.stats import t
+    from scipy.special import stdtrit  # t.ppf without importing scipy.stats
 
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, float(stdtrit(n - 1, 0.975)) * sd / math.sqrt(n)
 
 
 @dataclass

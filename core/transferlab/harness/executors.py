@@ -13,9 +13,10 @@ crashed while running alone; the cells that merely shared the broken pool get th
 from __future__ import annotations
 
 import concurrent.futures as futures
+import importlib.util
 import itertools
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from transferlab.harness.cell import Cell, CellResult
@@ -36,16 +37,29 @@ class LocalExecutor:
 
 
 class ProcessExecutor:
-    """Run cells in a pool of spawned worker processes; a crashing cell fails alone."""
+    """Run cells in a pool of worker processes; a crashing cell fails alone.
 
-    def __init__(self, workers: int = 1) -> None:
+    Workers are forked from a server process that imported ``preload`` once (by default
+    torch and timm, which take seconds to import: a worker that imported them itself would
+    pay that for every worker), never from the ``bench`` process itself, which may hold
+    threads. Where the forkserver start method does not exist, workers are spawned."""
+
+    def __init__(self, workers: int = 1, preload: Sequence[str] = ("torch", "timm")) -> None:
         self.workers = workers
+        self.preload = [m for m in preload if importlib.util.find_spec(m) is not None]
+
+    def _context(self) -> Any:
+        if "forkserver" not in multiprocessing.get_all_start_methods():
+            return multiprocessing.get_context("spawn")
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["transferlab.harness.cell", *self.preload])
+        return context
 
     def run(self, cells: Iterable[Cell], run_one: Callable[[Cell], CellResult]
             ) -> Iterator[CellResult]:
         """At most ``workers`` cells in flight: the next cell is drawn (and so claimed, with
         cooperating workers) only when a worker is free."""
-        context = multiprocessing.get_context("spawn")
+        context = self._context()
         unfinished: list[Cell] = []  # cells whose future failed because the pool broke
         source = iter(cells)
         with futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
@@ -94,7 +108,10 @@ class ProcessExecutor:
 def register_executors(register: RegisterCallback) -> None:
     register("local", lambda name: LocalExecutor(), summary="sequential, in this process")
     register(
-        "process", lambda name, workers: ProcessExecutor(workers),
+        "process", lambda name, workers, preload: ProcessExecutor(
+            workers, tuple(filter(None, preload.split("+")))),
         summary="one spawned worker process per cell (isolates crashes and memory)",
-        params=[Param("workers", int, 1, "parallel worker processes", min=1)],
+        params=[Param("workers", int, 1, "parallel worker processes", min=1),
+                Param("preload", str, "torch+timm", "modules the workers' parent imports once"
+                      " (joined by +; those not installed are skipped)")],
     )
