@@ -561,3 +561,32 @@ def test_a_third_party_strategy_registers_and_runs_in_a_stream(fake_dists):
             validate_cell(Cell("tiny:mlp", "", "finetune", FAST, regime="continual[strategy="
                                "replay-last[memory=0]]", tasks=("tiny-a", "tiny-b")),
                           host.registries)
+
+
+def test_a_single_experience_and_text_matrices_are_scored_and_described_exactly():
+    """Bugs caught: a 1x1 matrix (one experience) refused or given a forgetting of NaN
+    (the mean of no experience) instead of none, matrices read from text (CSV) not
+    converted to numbers, error messages that name the wrong dimension, and a
+    ``describe`` that drops or renames a figure."""
+    from transferlab.regimes.metrics import describe
+
+    one = continual_scores([[0.7]], [0.5])
+    assert (one.average_accuracy, one.forgetting, one.bwt, one.forward_transfer) == (
+        pytest.approx(0.7), None, None, None)
+    assert one.per_experience_forgetting == [] and one.per_experience_forward_transfer == []
+    text = continual_scores([["1", "0"], ["0.5", "1"]], ["0.5", "0.25"])
+    assert text.average_accuracy == pytest.approx(0.75)
+    assert text.per_experience_forward_transfer == pytest.approx([-0.25])
+    assert continual_scores(MATRIX).per_experience_forward_transfer == []
+    with pytest.raises(DataError) as raised:
+        continual_scores([[0.9], [0.5]])
+    assert str(raised.value) == ("an accuracy matrix has one row per training experience and"
+                                 " one column per experience; 2 rows > 1 columns")
+    with pytest.raises(DataError) as raised:
+        continual_scores([[0.9, math.inf]])
+    assert str(raised.value) == "an accuracy matrix holds NaN or infinite values"
+    assert describe(continual_scores(MATRIX, REFERENCE)) == {
+        "average_accuracy": pytest.approx(0.71666667), "forgetting": pytest.approx(0.25),
+        "bwt": pytest.approx(-0.25), "forward_transfer": pytest.approx(-0.025),
+        "per_experience_forgetting": pytest.approx([0.4, 0.1]),
+        "per_experience_forward_transfer": pytest.approx([-0.1, 0.05])}

@@ -135,25 +135,12 @@ def test_a_result_records_plugins_git_and_data_fingerprints(registries):
 def _regime_host():
     pytest.importorskip("torch")
     from conftest import entry_points_named
-    from transferlab import hookimpl
+    from test_regimes import RegimePlugin  # the tiny backbone and two tiny tasks
     from transferlab.plugins import PluginHost
-    from transferlab.testing import TinyBackbone, TinyTask
-
-    class Tiny:
-        @hookimpl
-        def register_backbones(self, register):
-            register("tiny:*", lambda name, **kw: TinyBackbone("image", name=name),
-                     summary="tiny MLP", modality="image")
-
-        @hookimpl
-        def register_tasks(self, register):
-            register("tiny-a", lambda name: TinyTask("image", name=name), summary="bands")
-            register("tiny-b", lambda name: TinyTask("image", shift=True, name=name),
-                     summary="brighter bands")
 
     host = PluginHost()
     host.load_entry_points(entry_points_named("parameter", "objectives", "continual"))
-    host.add_plugin(Tiny(), "show-test")
+    host.add_plugin(RegimePlugin(), "show-test")
     return host
 
 

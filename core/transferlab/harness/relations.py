@@ -27,6 +27,7 @@ from typing import Any
 
 from transferlab.api import Backbone, Predictor
 from transferlab.errors import CheckpointError, IncompatibleError, ParamError
+from transferlab.harness import plotting
 from transferlab.harness.cell import Cell, CellResult, run_cell, validate_cell
 from transferlab.registry import Registries
 from transferlab.settings import parse_setting
@@ -40,7 +41,6 @@ __all__ = [
 SUITE = "relate"  # the suite name stored with every cell of a relation map
 METRIC = "accuracy"
 DEFAULT_TRANSFER_METHODS = ("linear-probe", "finetune[max_steps=50]")
-PLOT_SUFFIXES = (".png", ".svg")
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -438,18 +438,9 @@ def relation_map(plan: RelationPlan, rows: Iterable[Mapping[str, Any]]) -> Relat
 
 
 def check_plot_path(path: str | Path) -> Path:
-    """Refuse, before any work, a plot file whose suffix is not .png or .svg, or a missing
-    matplotlib."""
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise ParamError(f"plot file {path} must end in .png or .svg; the suffix picks the"
-                         " format")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise IncompatibleError("the heat map needs matplotlib; pip install"
-                                " 'transferlab[report]' or leave out --plot") from None
-    return path
+    """Refuse, before any work, a plot file not ending in .png or .svg, or a missing
+    matplotlib (:func:`transferlab.harness.plotting.check_plot_path`)."""
+    return plotting.check_plot_path(path, "the heat map")
 
 
 def plot_relation_map(found: RelationMap, path: str | Path) -> Path:

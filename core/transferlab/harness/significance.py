@@ -21,6 +21,7 @@ from typing import Any
 
 from transferlab.api import LOWER_IS_BETTER
 from transferlab.errors import IncompatibleError, ParamError
+from transferlab.harness import plotting
 
 __all__ = [
     "DIMENSIONS", "MIN_RANK_TASKS", "MIN_TTEST_PAIRS", "MIN_WILCOXON_PAIRS", "NEMENYI_Q05",
@@ -41,7 +42,6 @@ MIN_RANK_TASKS = 5
 # Critical values q_0.05 of the Nemenyi test for k = 2..10 sides (Demšar 2006, Table 5a).
 NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031,
                9: 3.102, 10: 3.164}
-PLOT_SUFFIXES = (".png", ".svg")
 NO_DIFFERENCE = "no difference in any pair"
 
 
@@ -494,17 +494,8 @@ def to_json(report: SignificanceReport) -> str:
 
 def check_plot_path(path: str | Path) -> Path:
     """Refuse, before any work, a plot file not ending in .png or .svg, or a missing
-    matplotlib."""
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise ParamError(f"plot file {path} must end in .png or .svg; the suffix picks the"
-                         " format")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise IncompatibleError("the critical-difference diagram needs matplotlib; pip install"
-                                " 'transferlab[report]' or leave out --plot") from None
-    return path
+    matplotlib (:func:`transferlab.harness.plotting.check_plot_path`)."""
+    return plotting.check_plot_path(path, "the critical-difference diagram")
 
 
 def plot_cd_diagram(ranks: RankTest, path: str | Path) -> Path:

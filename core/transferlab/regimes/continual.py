@@ -25,12 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferlab.api import Backbone, RunContext, Split, Task
+from transferlab.api import Backbone, RunContext, Task
 from transferlab.errors import CheckpointError, ParamError
 from transferlab.regimes.heads import LabelLayout, MaskedObjective, masked_predictions
 from transferlab.regimes.metrics import ContinualScores, continual_scores
 from transferlab.regimes.spec import scale_budget
-from transferlab.regimes.strategy import ContinualStrategy, Experience, StreamState, concatenate
+from transferlab.regimes.strategy import (
+    ContinualStrategy,
+    Experience,
+    StreamState,
+    TrainingTask,
+    concatenate,
+)
 from transferlab.training.method import GradientMethod
 
 __all__ = ["SCENARIOS", "StreamResult", "run_stream"]
@@ -50,29 +56,6 @@ class StreamResult:
     resumed_from: int | None = None
     counts: tuple[int, int] = (0, 0)
     steps: list[int] = field(default_factory=list)
-
-
-class _TrainingTask(Task):
-    """The data of one experience as the task the parameter method trains on: its training
-    split, labels over every column of the stream's head."""
-
-    modality = "image"
-
-    def __init__(self, name: str, train: Split, label_names: list[str], modality: str) -> None:
-        super().__init__(name)
-        self.modality = modality
-        self._train = train
-        self._labels = label_names
-
-    @property
-    def label_names(self) -> list[str]:
-        return self._labels
-
-    def split_names(self) -> list[str]:
-        return ["train"]
-
-    def _load_split(self, split: str) -> Split:
-        return self._train
 
 
 def experience_seed(seed: int, index: int) -> int:
@@ -223,7 +206,7 @@ def run_stream(
         state.row_masks = row_masks(layout, scenario, seen)
         objective = strategy.extend_objective(
             MaskedObjective(base_objective, layout, state.row_masks), experience, state)
-        task = _TrainingTask(experience.name, split, label_names, tasks[0].modality)
+        task = TrainingTask(experience.name, split, label_names, tasks[0].modality)
         fitted = trainer.fit_model(model, task, exp_ctx, objective=objective, validate=False)
         steps.append(sum(r.steps for r in fitted.results.values()))
         strategy.after_experience(experience, state)

@@ -22,7 +22,7 @@ import numpy as np
 
 from transferlab.api import Backbone, RunContext, Split, Task
 from transferlab.regimes.heads import LabelLayout, MaskedObjective, masked_predictions
-from transferlab.regimes.strategy import concatenate
+from transferlab.regimes.strategy import TrainingTask, concatenate
 from transferlab.training.method import GradientMethod
 
 __all__ = ["MultiTaskResult", "mixture_sizes", "run_multitask"]
@@ -64,23 +64,6 @@ class MultiTaskResult:
     mixture: dict[str, int]
 
 
-class _MixtureTask(Task):
-    def __init__(self, name: str, train: Split, label_names: list[str], modality: str) -> None:
-        super().__init__(name)
-        self.modality = modality
-        self._train, self._labels = train, label_names
-
-    @property
-    def label_names(self) -> list[str]:
-        return self._labels
-
-    def split_names(self) -> list[str]:
-        return ["train"]
-
-    def _load_split(self, split: str) -> Split:
-        return self._train
-
-
 def run_multitask(
     method: GradientMethod, backbone: Backbone, tasks: Sequence[Task], ctx: RunContext, *,
     sampling: str = "proportional", temperature: float = 2.0,
@@ -109,7 +92,7 @@ def run_multitask(
     objective = MaskedObjective(base, layout, masks, weights)
     label_names = [f"{n}/{label}" for n, t in zip(names, tasks, strict=True)
                    for label in t.label_names]
-    task = _MixtureTask("multi-task", mixture, label_names, tasks[0].modality)
+    task = TrainingTask("multi-task", mixture, label_names, tasks[0].modality)
     from transferlab.regimes.spec import scale_budget
 
     trainer = scale_budget(method, len(tasks))

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from transferlab.api import Objective, RunContext, Split
+from transferlab.api import Objective, RunContext, Split, Task
 from transferlab.params import Param, resolve_params
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from transferlab.training.method import GradientMethod
     from transferlab.training.model import TransferModel
 
-__all__ = ["ContinualStrategy", "Experience", "StreamState"]
+__all__ = ["ContinualStrategy", "Experience", "StreamState", "TrainingTask", "concatenate"]
 
 
 @dataclass
@@ -103,6 +103,27 @@ class ContinualStrategy:
 
     def load_state(self, tensors: Mapping[str, torch.Tensor], data: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_tensors` and :meth:`state_json` saved."""
+
+
+class TrainingTask(Task):
+    """Training data as the task a parameter method trains on: one ``train`` split whose
+    labels index ``label_names`` (every column of a regime's head)."""
+
+    def __init__(self, name: str, train: Split, label_names: list[str], modality: str) -> None:
+        super().__init__(name)
+        self.modality = modality
+        self._train = train
+        self._labels = label_names
+
+    @property
+    def label_names(self) -> list[str]:
+        return self._labels
+
+    def split_names(self) -> list[str]:
+        return ["train"]
+
+    def _load_split(self, split: str) -> Split:
+        return self._train
 
 
 def concatenate(splits: Sequence[Split]) -> Split:
