@@ -590,3 +590,85 @@ def test_a_single_experience_and_text_matrices_are_scored_and_described_exactly(
         "bwt": pytest.approx(-0.25), "forward_transfer": pytest.approx(-0.025),
         "per_experience_forgetting": pytest.approx([0.4, 0.1]),
         "per_experience_forward_transfer": pytest.approx([-0.1, 0.05])}
+
+
+def test_weighted_tasks_slice_per_example_extras_and_keep_the_rest():
+    """Bugs caught: equal weights other than 1 ignored (weights 2+2 must double the loss),
+    per-example extras (a teacher's outputs) handed whole to one task's share of the loss,
+    the preprocessed inputs or a non-per-example tensor sliced as if they were, an empty
+    batch's loss detached from the model, and ``setup`` not reaching the base objective."""
+    from torch.nn import functional as F
+
+    from transferlab.api import Objective
+    from transferlab.regimes.continual import row_masks
+    from transferlab.regimes.heads import LabelLayout, MaskedObjective
+    from transferlab_objectives.losses import CrossEntropy
+
+    class Recording(Objective):
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.batches, self.model = [], None
+
+        def setup(self, model):
+            self.model = model
+
+        def __call__(self, outputs, batch):
+            self.batches.append(batch)
+            return F.cross_entropy(outputs, batch["labels"])
+
+    layout = LabelLayout(("a", "b"), (2, 2))
+    masks = row_masks(layout, "task-incremental", [0, 1])
+    logits = torch.tensor([[1.0, 0.0, 3.0, 3.0], [0.0, 2.0, 0.0, 0.0], [4.0, 4.0, 1.0, 3.0]])
+    labels = torch.tensor([0, 1, 3])
+    doubled = MaskedObjective(CrossEntropy(), layout, masks, [2.0, 2.0])
+    plain = MaskedObjective(CrossEntropy(), layout, masks)
+    assert doubled.layout is layout
+    assert float(doubled(logits, {"labels": labels})) == pytest.approx(
+        2 * float(plain(logits, {"labels": labels})))
+    base = Recording()
+    weighted = MaskedObjective(base, layout, masks, [1.0, 0.5])
+    inputs, teacher, scale = torch.randn(3, 4), torch.randn(3, 2), torch.tensor([1.0, 2.0])
+    weighted(logits, {"labels": labels, "inputs": inputs, "teacher": teacher, "scale": scale})
+    first, second = base.batches
+    assert torch.equal(first["teacher"], teacher[:2]) and torch.equal(second["teacher"],
+                                                                      teacher[2:])
+    assert first["inputs"] is inputs and first["scale"] is scale
+    model = torch.nn.Linear(2, 2)
+    weighted.setup(model)
+    assert base.model is model
+    empty = torch.zeros(0, 4, requires_grad=True)
+    loss = weighted(empty, {"labels": torch.zeros(0, dtype=torch.long)})
+    assert isinstance(loss, torch.Tensor) and float(loss) == 0.0 and loss.requires_grad
+
+
+def test_regime_errors_name_the_regime_and_budgets_scale_steps_and_seconds(host):
+    """Bugs caught: messages that do not say which regime or parameter is wrong (or list the
+    regimes badly), weights that refuse 0 or a weight under 1 (a task may be switched off or
+    down-weighted), default weights other than 1, a negative weight accepted, and a scaled
+    budget that forgets ``max_seconds`` or scales the epochs."""
+    from transferlab.regimes.spec import RegimeSpec, scale_budget
+
+    registries = host.registries
+    with pytest.raises(ParamError) as raised:
+        parse_regime("multitask", registries)
+    assert str(raised.value) == ("unknown regime 'multitask'; use one of multi-task, continual"
+                                 " (a cell without one is task-specific)")
+    with pytest.raises(ParamError, match=r"^regime multi-task: .*sampling"):
+        parse_regime("multi-task[sampling=random]", registries)
+    with pytest.raises(Exception, match=r"^regime continual: parameter strategy"):
+        parse_regime("continual[strategy=ewcc]", registries)
+    with pytest.raises(Exception, match=r"regime.*\[x"):
+        parse_regime("continual[x", registries)
+    assert RegimeSpec("multi-task", {"weights": None}).weights(2) == [1.0, 1.0]
+    assert RegimeSpec("multi-task", {"weights": "0+0.5"}).weights(2) == [0.0, 0.5]
+    with pytest.raises(ParamError) as raised:
+        RegimeSpec("multi-task", {"weights": "1+x"}).weights(2)
+    assert str(raised.value) == ("multi-task: weights='1+x' must be numbers joined by +, e.g."
+                                 " weights=1+0.5+1")
+    with pytest.raises(ParamError, match="non-negative"):
+        RegimeSpec("multi-task", {"weights": "1+-1"}).weights(2)
+    method = registries.methods.create("finetune", {"max_steps": 5, "max_seconds": 2.0})
+    scaled = scale_budget(method, 3)
+    assert scaled.hparams["max_steps"] == 15 and scaled.hparams["max_seconds"] == 6.0
+    assert scaled.hparams["epochs"] == method.hparams["epochs"]
