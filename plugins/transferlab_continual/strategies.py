@@ -238,8 +238,5 @@ class Replay(ContinualStrategy):
     def load_state(self, tensors: Mapping[str, torch.Tensor], data: Mapping[str, Any]) -> None:
         self.stored = {int(k): list(v) for k, v in data.get("stored", {}).items()}
 
-    def memory_size(self) -> int:
-        return sum(len(v) for v in self.stored.values())
-
 
 STRATEGIES = (Naive, EWC, LwF, Replay, Joint)

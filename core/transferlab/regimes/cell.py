@@ -93,6 +93,6 @@ def run_regime(cell: Any, backbone: Backbone, method: Any, registries: Registrie
              "steps": stream.steps, **describe(stream.scores), "fingerprints": fingerprints}
     if stream.resumed_from is not None:
         extra["resumed_after_experience"] = stream.resumed_from
-    if hasattr(strategy, "memory_size"):
-        extra["memory"] = strategy.hparams.get("memory")
+    if "memory" in strategy.hparams:  # a replay strategy's fixed memory, for the report
+        extra["memory"] = strategy.hparams["memory"]
     return RegimeOutcome(metrics, extra, stream.counts, elapsed)

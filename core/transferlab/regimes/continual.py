@@ -173,22 +173,22 @@ def run_stream(
     device = next(model.parameters()).device
     state = StreamState(model, method, layout, experiences, scenario, ctx)
     everything = list(range(len(experiences)))
-    if strategy.joint:
-        reference: list[float] = evaluate_row(model, backbone, experiences, layout, scenario,
-                                              everything, device)
-    else:
-        reference = [evaluate_row(model, backbone, [e], layout, scenario, [e.index],
-                                  device)[0] for e in experiences]
     checkpoints = _Checkpoints(checkpoint_dir)
     matrix: list[list[float]] = []
     steps: list[int] = []
     resumed = None
     start = 0
     found = checkpoints.latest()
-    if found is not None:
+    if found is not None:  # the untrained model's accuracies are in the checkpoint
         progress = checkpoints.load(found, model, strategy, backbone.name.split("@", 1)[0])
         matrix, reference, steps = progress["matrix"], progress["reference"], progress["steps"]
         start = resumed = progress["done"]
+    elif strategy.joint:
+        reference = evaluate_row(model, backbone, experiences, layout, scenario, everything,
+                                 device)
+    else:
+        reference = [evaluate_row(model, backbone, [e], layout, scenario, [e.index],
+                                  device)[0] for e in experiences]
     plan = [everything] if strategy.joint else [[i] for i in everything]
     trainer = scale_budget(method, len(experiences)) if strategy.joint else method
     for position in range(start, len(plan)):
