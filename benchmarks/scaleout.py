@@ -8,7 +8,8 @@
    under 2% of the run's time).
 
 Each run is a fresh ``transferlab bench`` process on a fresh results file with the disk
-feature cache off, so nothing is reused between runs. The CPU time other processes used
+feature cache off, so nothing is reused between runs (Python's bytecode cache stays on, as for
+any user). The CPU time other processes used
 during the measurement is printed: figures taken while they used the CPU are not results.
 
     python benchmarks/scaleout.py
@@ -21,9 +22,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from quiet import OthersMeter
 
 SMALL = """
 name = "small"
@@ -49,72 +51,12 @@ params = { max_steps = 60, epochs = 50, batch_size = 64, lr = 1e-3, val_fraction
 """
 
 
-class OthersMeter:
-    """CPU seconds used by processes outside this one's process tree, sampled from
-    ``/proc`` every ``interval`` seconds in a thread. A bench process's workers are forked
-    from a server process that bench never waits for, so ``os.times()`` cannot count them
-    as children: the tree is followed through ``/proc/PID/stat`` parent links instead."""
-
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval = interval
-        self.seen: dict[int, float] = {}
-        self.others = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _table() -> dict[int, tuple[int, float]]:
-        """pid -> (parent pid, CPU seconds so far) of every process /proc shows."""
-        tick = os.sysconf("SC_CLK_TCK")
-        table = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-        return table
-
-    def _sample(self) -> None:
-        table = self._table()
-        mine = {os.getpid()}
-        changed = True
-        while changed:  # descendants: follow parent links until nothing new joins
-            changed = False
-            for pid, (parent, _) in table.items():
-                if parent in mine and pid not in mine:
-                    mine.add(pid)
-                    changed = True
-        for pid, (_, cpu) in table.items():
-            before = self.seen.get(pid)
-            self.seen[pid] = cpu
-            if pid not in mine and before is not None:
-                self.others += max(0.0, cpu - before)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> OthersMeter:
-        self.start = time.perf_counter()
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        self.seconds = time.perf_counter() - self.start
-
-
 def bench(suite: Path, db: Path, *extra: str) -> float:
     """Wall seconds of one ``transferlab bench`` process."""
     command = [str(Path(sys.executable).with_name("transferlab")), "bench", str(suite),
                "--db", str(db), "--no-progress", *extra]
     env = {**os.environ, "TRANSFERLAB_CACHE": "off"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # users' imports read cached bytecode
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
@@ -143,8 +85,7 @@ def main() -> None:
     with OthersMeter() as meter, tempfile.TemporaryDirectory() as tmp:
         measure("small", SMALL, Path(tmp), args.repeats)
         measure("compute", COMPUTE, Path(tmp), args.repeats)
-    print(f"other processes used {meter.others / meter.seconds:.2f} CPUs on average during"
-          f" the run ({os.cpu_count()} CPUs)")
+    print(meter.verdict())
 
 
 if __name__ == "__main__":

@@ -32,6 +32,28 @@ def test_importing_the_cli_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+HEAVY = ("torch", "sklearn", "scipy", "timm", "transformers", "sentence_transformers",
+         "matplotlib")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list", "methods"], ["list", "backbones"],
+                                  ["plugins"], ["bench", "--help"]])
+def test_instant_commands_import_no_heavy_library(argv):
+    """Bug caught: a module-level import in a command or a plugin's registration module that
+    makes `--help`, `list` or `plugins` pay seconds (sklearn alone took 0.55 s of 0.77)."""
+    code = ("import sys, io, contextlib\n"
+            "from transferlab.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            f"        main({argv!r})\n"
+            "    except SystemExit as exit:\n"
+            "        assert exit.code in (0, None), exit.code\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_list_with_pattern_and_json(runner):
     result = runner.invoke(cli, ["list", "backbones", "timm:efficientnet_lite*", "--json"])
     entries = json.loads(result.stdout)

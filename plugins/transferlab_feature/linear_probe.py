@@ -10,6 +10,7 @@ import warnings
 
 from transferlab.api import Backbone, Predictor, RunContext, Task, TransferMethod
 from transferlab.params import Param
+from transferlab.threads import single_blas_thread
 from transferlab_feature.common import is_sparse, labeled_features
 from transferlab_feature.predictor import FeaturePredictor
 
@@ -62,7 +63,7 @@ def fit_logistic(
     )
     steps = [StandardScaler(with_mean=not is_sparse(features))] if standardize else []
     model = make_pipeline(*steps, classifier)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, single_blas_thread():
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(features, labels)
     predictor = FeaturePredictor(model, backbone, classifier.coef_.size

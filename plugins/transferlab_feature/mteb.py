@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from transferlab.api import Backbone, Predictor, RunContext, Task
+from transferlab.threads import single_blas_thread
 
 MTEB_MAX_ITER = 100
 MTEB_CLASSIFIER_SEED = 42
@@ -91,7 +92,7 @@ def fit_mteb(
     estimators, converged = [], []
     for idx in picks:
         classifier = LogisticRegression(max_iter=MTEB_MAX_ITER, random_state=MTEB_CLASSIFIER_SEED)
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, single_blas_thread():
             warnings.simplefilter("always", ConvergenceWarning)
             classifier.fit(features[idx], labels[idx])
         converged.append(not any(issubclass(w.category, ConvergenceWarning) for w in caught))

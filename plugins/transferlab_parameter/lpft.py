@@ -28,6 +28,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from transferlab.params import Param
+from transferlab.threads import single_blas_thread
 from transferlab.training.config import training_params
 from transferlab_parameter.base import ParameterMethod, Stage
 
@@ -129,7 +130,7 @@ def probe_head_weights(
     scale = features.std(axis=0) if standardize else np.ones(features.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
     probe = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_blas_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit((features - mean) / scale, labels)
     coef = probe.coef_ / scale

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from transferlab.api import Objective
 from transferlab.errors import IncompatibleError, ParamError, TransferlabError
 from transferlab.params import Param
+from transferlab.threads import single_blas_thread
 from transferlab.training import Callback, FitState, GradientMethod, training_params
 from transferlab_relational.losses import KD_PARAMS, RKD_PARAMS, KDLoss, RKDLoss, SPKDLoss
 
@@ -139,7 +140,7 @@ def probe_logits(train: np.ndarray, labels: np.ndarray, others: list[np.ndarray]
 
     scaler = StandardScaler().fit(train)
     probe = LogisticRegression(C=C, max_iter=max_iter, random_state=seed % 2**32)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_blas_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit(scaler.transform(train), labels)
     seen = probe.classes_

@@ -10,6 +10,7 @@ the import.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from importlib import metadata
 from pathlib import Path
@@ -32,7 +33,13 @@ def _cache_file(version: str) -> Path:
 
 
 def architectures() -> list[str]:
-    """Every architecture name ``timm.list_models()`` gives, from the cache when it has them."""
+    """Every architecture name ``timm.list_models()`` gives, from the cache when it has them
+    (read once per process: a suite validates many cells)."""
+    return list(_architectures())
+
+
+@functools.cache
+def _architectures() -> tuple[str, ...]:
     try:
         version = metadata.version("timm")
     except metadata.PackageNotFoundError:
@@ -41,7 +48,7 @@ def architectures() -> list[str]:
     with contextlib.suppress(OSError):
         names = path.read_text(encoding="utf-8").split()
         if names:
-            return names
+            return tuple(names)
     import timm
 
     names = list(timm.list_models())
@@ -50,7 +57,7 @@ def architectures() -> list[str]:
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text("\n".join(names) + "\n", encoding="utf-8")
         os.replace(partial, path)
-    return names
+    return tuple(names)
 
 
 def check_arch(arch: str) -> None:

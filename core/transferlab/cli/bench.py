@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from transferlab.cli.options import data_dir_option, db_option, device_option
-from transferlab.harness.cell import Cell, CellResult
 from transferlab.harness.report import FORMATS
+
+if TYPE_CHECKING:
+    from transferlab.harness.cell import Cell, CellResult
 
 
 def _run_with_host(
@@ -18,15 +21,15 @@ def _run_with_host(
     work_dir: Path | None = None, threads: int | None = None,
 ) -> CellResult:
     """Run one cell with this process's plugin host (picklable for process executors);
-    ``threads`` caps torch's intra-op threads (N workers share the cores, never
+    ``threads`` caps torch's, BLAS's and OpenMP's threads (N workers share the cores, never
     oversubscribe them)."""
     from transferlab.harness.cell import run_cell
     from transferlab.plugins import get_host
 
     if threads is not None:
-        import torch
+        from transferlab.threads import limit_threads
 
-        torch.set_num_threads(threads)
+        limit_threads(threads)
 
     return run_cell(cell, get_host(data_dirs=data_dirs).registries, device=device,
                     progress=progress, feature_store=_shared_features(), work_dir=work_dir)

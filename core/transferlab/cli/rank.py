@@ -23,13 +23,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
 
 from transferlab.cli.options import data_dir_option, db_option, device_option, json_option
 from transferlab.harness.ranking import BackboneId
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLIT = "train"
 MEASURED_SPLIT = "test"  # where the harness measures a cell's metrics
@@ -96,6 +98,7 @@ def _source_probabilities(backbone: Any, feats: np.ndarray, device: str) -> np.n
     head = backbone.source_head
     if head is None:
         return None
+    import numpy as np
     import torch
 
     from transferlab.errors import IncompatibleError

@@ -16,12 +16,12 @@ import contextlib
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from transferlab.harness.cell import Cell
+from transferlab.harness.cell_queue import CellQueue
 
 __all__ = ["CellClaims", "make_owner", "owner_alive"]
 
@@ -49,14 +49,16 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-class CellClaims:
-    """The cells of ``cells`` this worker gets to run, claimed one at a time as they are
-    drawn; :meth:`release` once a cell's result is stored. Use inside :meth:`heartbeat`."""
+class CellClaims(CellQueue):
+    """The cells of ``cells`` this worker gets to run, each claimed as it is drawn
+    (:meth:`~transferlab.harness.cell_queue.CellQueue.draw`); :meth:`release` once a cell's
+    result is stored. Use inside :meth:`heartbeat`."""
 
     def __init__(self, store: Any, cells: Sequence[Cell], *, lease: float = LEASE_SECONDS,
                  poll: float = POLL_SECONDS, owner: str | None = None,
                  alive: Callable[[str], bool] = owner_alive,
                  on_skip: Callable[[Cell], Any] | None = None) -> None:
+        super().__init__(cells)
         self.store, self.cells = store, list(cells)
         self.lease, self.poll = lease, poll
         self.owner = owner or make_owner()
@@ -67,26 +69,21 @@ class CellClaims:
         self.on_skip = on_skip
         self._lock = threading.Lock()
 
-    def __iter__(self) -> Iterator[Cell]:
-        remaining = list(self.cells)
-        while remaining:
-            held = []
-            for cell in remaining:
-                status = self.store.claim(cell.key, self.owner, self.lease, since=self.since,
-                                          alive=self.alive)
-                if status == "claimed":
-                    with self._lock:
-                        self.in_flight[cell.key] = cell
-                    yield cell
-                elif status == "held":
-                    held.append(cell)
-                else:
-                    self.done_elsewhere.append(cell)
-                    if self.on_skip is not None:
-                        self.on_skip(cell)
-            remaining = held
-            if remaining:
-                time.sleep(self.poll)
+    def _take(self, cell: Cell) -> str:
+        """Claim ``cell``: ``yours``; held by a live other worker: ``held``; finished (or
+        failed) by another worker during this campaign: ``gone``."""
+        status = self.store.claim(cell.key, self.owner, self.lease, since=self.since,
+                                  alive=self.alive)
+        if status == "claimed":
+            with self._lock:
+                self.in_flight[cell.key] = cell
+            return "yours"
+        if status == "held":
+            return "held"
+        self.done_elsewhere.append(cell)
+        if self.on_skip is not None:
+            self.on_skip(cell)
+        return "gone"
 
     def release(self, cell: Cell) -> None:
         with self._lock:

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from transferlab.harness.intervals import mean_ci95
+
 __all__ = ["ContinualRow", "continual_board", "expand_multitask", "matrix_table",
            "to_markdown"]
 
@@ -31,17 +33,6 @@ def expand_multitask(row: dict[str, Any]) -> list[dict[str, Any]]:
                     "method": f"{row['method']} ({regime})",
                     "cell_key": f"{row['cell_key']}/{task}"})
     return out
-
-
-def _mean_ci(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    from scipy.special import stdtrit  # t.ppf without importing scipy.stats
-
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, float(stdtrit(n - 1, 0.975)) * sd / math.sqrt(n)
 
 
 @dataclass
@@ -84,7 +75,7 @@ def continual_board(rows: Iterable[dict[str, Any]]) -> list[ContinualRow]:
                 # run_stream stopped computing it there still carry a number)
             values = [m["metrics"][name] for m in members if name in m["metrics"]]
             if values:
-                figures[name] = _mean_ci(values)
+                figures[name] = mean_ci95(values)
         shapes = {np.shape(m["extra"]["accuracy_matrix"]) for m in members}
         matrix = (np.mean([m["extra"]["accuracy_matrix"] for m in members], axis=0).tolist()
                   if len(shapes) == 1 else [])

@@ -1,30 +1,35 @@
 """Built-in executors, registered through the ``transferlab`` entry point like any plugin.
 
 ``local`` runs cells one after another in this process (features are shared between cells);
-``process`` runs each cell in a worker process, isolating crashes and memory.
+``process`` runs them in worker processes, isolating crashes and memory.
 
-A worker that dies (segfault, ``os._exit``, the OOM killer) breaks the whole
-``ProcessPoolExecutor``: every future still running or queued fails with ``BrokenProcessPool``,
-not only the one whose cell crashed. The process executor therefore re-runs every cell that got
-no result one at a time, each alone in a worker, and records a crash only against a cell that
-crashed while running alone; the cells that merely shared the broken pool get their real result.
+Each worker of the process executor is a one-process pool of its own (a lane), kept alive for
+the whole suite, so the features a worker extracted stay in its memory for the next cell, and
+the executor chooses which cell each lane runs next: one on the features the lane already
+holds, else one whose backbone no other lane works on (:func:`lane_rank`). Two workers on a
+suite of four backbones x two seeds then extract each backbone's features once, not twice. A
+lane whose worker dies (segfault, ``os._exit``, the OOM killer) was running exactly one cell:
+that cell is recorded as crashed, and the lane starts a fresh worker for its next cell.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as futures
 import importlib.util
-import itertools
 import multiprocessing
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transferlab.harness.cell import Cell, CellResult
+from transferlab.harness.cell_queue import Rank, as_queue, workload
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
-from transferlab.registry import RegisterCallback
 
-__all__ = ["LocalExecutor", "ProcessExecutor", "register_executors"]
+if TYPE_CHECKING:  # the CLI loads this plugin for `--help`: no numpy at import
+    from transferlab.harness.cell import Cell, CellResult
+    from transferlab.registry import RegisterCallback
+
+__all__ = ["LocalExecutor", "ProcessExecutor", "lane_rank", "register_executors"]
 
 
 class LocalExecutor:
@@ -36,8 +41,58 @@ class LocalExecutor:
             yield run_one(cell)
 
 
+def lane_rank(mine: str | None, others: set[str]) -> Rank:
+    """How a lane that last ran workload ``mine`` ranks a cell: 0 for the same workload (its
+    features are in the lane's memory), 1 for one no other lane holds, 2 for the rest."""
+
+    def rank(cell: Cell) -> int:
+        group = workload(cell)
+        if group == mine:
+            return 0
+        return 2 if group in others else 1
+
+    return rank
+
+
+class _Lane:
+    """One worker process (a one-process pool) and the cell it runs."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.pool: futures.ProcessPoolExecutor | None = None
+        self.future: futures.Future[CellResult] | None = None
+        self.cell: Cell | None = None
+        self.workload: str | None = None
+
+    def start(self, cell: Cell, run_one: Callable[[Cell], CellResult]) -> None:
+        if self.pool is None:
+            self.pool = futures.ProcessPoolExecutor(1, mp_context=self.context)
+        self.cell, self.workload = cell, workload(cell)
+        self.future = self.pool.submit(run_one, cell)
+
+    def collect(self) -> CellResult:
+        """The finished cell's result; a crashed worker's cell as an error, the lane's pool
+        replaced by a fresh one at its next cell."""
+        assert self.future is not None and self.cell is not None
+        future, cell = self.future, self.cell
+        self.future = self.cell = None
+        try:
+            return future.result()
+        except futures.process.BrokenProcessPool as exc:
+            from transferlab.harness.cell import CellResult
+
+            self.close()
+            self.workload = None  # a fresh worker holds no features
+            return CellResult(cell, "error", error=f"worker crashed: {exc}")
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
 class ProcessExecutor:
-    """Run cells in a pool of worker processes; a crashing cell fails alone.
+    """Run cells in ``workers`` worker processes; a crashing cell fails alone.
 
     Workers are forked from a server process that imported ``preload`` once (by default
     torch and timm, which take seconds to import: a worker that imported them itself would
@@ -57,51 +112,34 @@ class ProcessExecutor:
 
     def run(self, cells: Iterable[Cell], run_one: Callable[[Cell], CellResult]
             ) -> Iterator[CellResult]:
-        """At most ``workers`` cells in flight: the next cell is drawn (and so claimed, with
-        cooperating workers) only when a worker is free."""
+        """At most ``workers`` cells in flight: a lane draws (and so claims, with cooperating
+        workers) its next cell only when it is free."""
+        queue = as_queue(cells)
         context = self._context()
-        unfinished: list[Cell] = []  # cells whose future failed because the pool broke
-        source = iter(cells)
-        with futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            pending: dict[futures.Future[CellResult], Cell] = {}
-            for cell in itertools.islice(source, self.workers):
-                pending[pool.submit(run_one, cell)] = cell
-            while pending:
-                done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
-                for future in done:
-                    cell = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except futures.process.BrokenProcessPool:
-                        unfinished.append(cell)
-                        continue
-                    yield result
-                broken = bool(unfinished)
-                for cell in itertools.islice(source, 0 if broken else len(done)):
-                    pending[pool.submit(run_one, cell)] = cell
-        # cells never drawn when the pool broke run after the ones it took down
-        yield from self._run_alone(itertools.chain(unfinished, source), run_one, context)
-
-    @staticmethod
-    def _run_alone(cells: Iterable[Cell], run_one: Callable[[Cell], CellResult],
-                   context: Any) -> Iterator[CellResult]:
-        """Run ``cells`` one after another in a single worker, so a crash names its cell;
-        a fresh worker takes over after each crash."""
-        pool = None
+        lanes = [_Lane(context) for _ in range(self.workers)]
         try:
-            for cell in cells:
-                if pool is None:
-                    pool = futures.ProcessPoolExecutor(1, mp_context=context)
-                try:
-                    result = pool.submit(run_one, cell).result()
-                except futures.process.BrokenProcessPool as exc:
-                    pool.shutdown()
-                    pool = None
-                    result = CellResult(cell, "error", error=f"worker crashed: {exc}")
-                yield result
+            while True:
+                for lane in lanes:
+                    if lane.future is None and not queue.exhausted:
+                        others = {other.workload for other in lanes
+                                  if other is not lane and other.workload is not None}
+                        cell = queue.draw(lane_rank(lane.workload, others))
+                        if cell is not None:
+                            lane.start(cell, run_one)
+                busy = {lane.future: lane for lane in lanes if lane.future is not None}
+                if not busy:
+                    if queue.exhausted:
+                        return
+                    time.sleep(queue.poll)  # every remaining cell held by other workers
+                    continue
+                idle = len(busy) < len(lanes) and not queue.exhausted
+                done, _ = futures.wait(busy, timeout=queue.poll if idle else None,
+                                       return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    yield busy[future].collect()
         finally:
-            if pool is not None:
-                pool.shutdown()
+            for lane in lanes:
+                lane.close()
 
 
 @hookimpl
@@ -110,7 +148,8 @@ def register_executors(register: RegisterCallback) -> None:
     register(
         "process", lambda name, workers, preload: ProcessExecutor(
             workers, tuple(filter(None, preload.split("+")))),
-        summary="one spawned worker process per cell (isolates crashes and memory)",
+        summary="cells in worker processes (isolates crashes and memory); each worker keeps"
+                " its features for the next cell on them",
         params=[Param("workers", int, 1, "parallel worker processes", min=1),
                 Param("preload", str, "torch+timm", "modules the workers' parent imports once"
                       " (joined by +; those not installed are skipped)")],

@@ -29,6 +29,7 @@ from transferlab.api import Backbone, Predictor
 from transferlab.errors import CheckpointError, IncompatibleError, ParamError
 from transferlab.harness import plotting
 from transferlab.harness.cell import Cell, CellResult, run_cell, validate_cell
+from transferlab.harness.intervals import t_critical
 from transferlab.registry import Registries
 from transferlab.settings import parse_setting
 
@@ -285,12 +286,6 @@ def run_relations(
 # --- the map -------------------------------------------------------------------------------
 
 
-def _t_critical(dof: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, dof))
-
-
 @dataclass(frozen=True)
 class Gain:
     """The effect of fine-tuning on ``source`` on transfer to ``target``.
@@ -353,7 +348,7 @@ def transfer_gains(
             ci = None
             if n > 1:
                 std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-                ci = _t_critical(n - 1) * std / math.sqrt(n)
+                ci = t_critical(n - 1) * std / math.sqrt(n)
             gains.append(Gain(source, target, mean, ci, n, sum(a for a, _ in pairs) / n,
                               sum(b for _, b in pairs) / n))
     return gains

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from transferlab.api import LOWER_IS_BETTER
+from transferlab.harness.intervals import t_critical
 
 __all__ = ["FORMATS", "LeaderboardRow", "leaderboard", "to_csv", "to_json", "to_markdown"]
 
@@ -30,12 +30,6 @@ class LeaderboardRow:
     fit_seconds: float
     trainable_params: int
     total_params: int
-
-
-def _t_critical(dof: int) -> float:
-    from scipy.special import stdtrit  # t.ppf without importing scipy.stats (twice as slow)
-
-    return float(stdtrit(dof, 0.975))
 
 
 def _settings(row: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +88,7 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
         mean = sum(values) / n
         if n > 1:
             sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-            ci = _t_critical(n - 1) * sd / math.sqrt(n)
+            ci = t_critical(n - 1) * sd / math.sqrt(n)
         else:
             ci = float("nan")
         board.append(
@@ -105,6 +99,8 @@ def leaderboard(rows: Iterable[dict[str, Any]], metric: str = "accuracy") -> lis
                 int(members[0]["trainable_params"] or 0), int(members[0]["total_params"] or 0),
             )
         )
+    from transferlab.api import LOWER_IS_BETTER  # numpy: not for `--help`, which imports this
+
     board.sort(key=lambda r: (r.task, r.mean if r.metric in LOWER_IS_BETTER else -r.mean))
     return board
 
