@@ -63,7 +63,7 @@ def main() -> None:
         for batch_size in (16, 64):
             backbone = registries.backbones.create(args.backbone, {
                 "img_size": args.img_size, "channels_last": channels_last,
-                "batch_size": batch_size})
+                "batch_size": batch_size, "precision": "fp32"})  # overhead, not precision
             harness = best_rate(lambda b=backbone: b.encode(inputs), len(inputs), args.repeats)
             plain = best_rate(lambda b=backbone, s=batch_size, c=channels_last:
                               plain_loop(b, inputs, s, c), len(inputs), args.repeats)

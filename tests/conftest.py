@@ -30,15 +30,20 @@ def runner() -> CliRunner:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the user's plugin filter, data dirs or results file."""
+    """No test sees the user's plugin filter, data dirs or results file, or this machine's
+    bf16 units."""
     for var in ("TRANSFERLAB_PLUGINS", "TRANSFERLAB_STRICT", "TRANSFERLAB_TRACE",
                 "TRANSFERLAB_DATA"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TRANSFERLAB_DB", str(tmp_path / "results.sqlite"))
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "feature-cache"))
     import transferlab.plugins as plugins
+    import transferlab.precision as precision
 
     monkeypatch.setattr(plugins, "_HOST", None)
+    # every test resolves precision=auto as on a CPU without bf16 units (fp32), whatever this
+    # machine has; tests of bf16 resolution pretend otherwise (tests/test_precision.py)
+    monkeypatch.setattr(precision, "cpu_has_bf16_units", lambda: False)
 
 
 class FakeDistribution:

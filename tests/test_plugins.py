@@ -259,7 +259,8 @@ def test_register_executors_hook(fake_dists):
     assert executors.names() == ["local", "process", "ray", "reverse"]
     assert executors.create("process", {"workers": 2}).workers == 2
     assert executors.get("process").summary == (
-        "one spawned worker process per cell (isolates crashes and memory)")
+        "cells in worker processes (isolates crashes and memory); each worker keeps its"
+        " features for the next cell on them")
     reverse = executors.create("reverse", {"tag": "x"})
     assert reverse.tag == "x" and list(reverse.run([1, 2, 3], lambda c: c * 10)) == [30, 20, 10]
     assert executors.get("reverse").plugin == "reverse"

@@ -119,8 +119,35 @@ def test_validate_checks_params_without_building():
     reg = Registry("backbones")
     reg.add(Entry("x", lambda name, **kw: built.append(name), "p", "backbones",
                   params=(Param("size", int, 8, min=1),)))
-    assert reg.get("x").validate("x", {"size": "4"}) == {"size": 4}
+    # every backbone with weights also takes the core's precision setting
+    assert reg.get("x").validate("x", {"size": "4"}) == {"size": 4, "precision": "auto"}
     assert built == []
+
+
+def test_backbones_get_the_precision_setting_unless_they_have_no_weights_or_declare_it():
+    """Bugs caught: a backbone family without `-B precision` (a suite's precision refused as
+    an unknown parameter), one whose factory receives it (TypeError in every plugin), and a
+    weightless baseline (raw:pixels) offered a setting that changes nothing."""
+    seen = {}
+
+    class Made:
+        precision = "fp32"
+
+    def factory(name, **kw):
+        seen[name] = kw
+        return Made()
+
+    reg = Registry("backbones")
+    reg.add(Entry("w", factory, "p", "backbones"))
+    reg.add(Entry("raw", factory, "p", "backbones", info={"has_weights": False}))
+    own = Param("precision", str, "fp32", choices=("fp32", "bf16"))
+    reg.add(Entry("own", factory, "p", "backbones", params=(own,)))
+    made = reg.create("w", {"precision": "bf16"})
+    assert made.precision == "bf16" and seen["w"] == {}
+    assert [p.name for p in reg.get("raw").params] == []
+    assert reg.get("own").params == (own,)
+    assert reg.create("own", {"precision": "bf16"}).precision == "fp32"  # the factory's own
+    assert seen["own"] == {"precision": "bf16"}
 
 
 def _factory(name, **kw):

@@ -636,9 +636,10 @@ def test_plan_carries_backbone_parameters_seeds_and_transfer_settings_into_every
     assert plan.backbone == "tiny:mlp" and dict(plan.backbone_params) == {"init_seed": 3}
     assert plan.params["max_steps"] == 4 and plan.seeds == (2, 1)
     assert plan.transfer_methods == ("finetune[max_steps=2]",)
+    fp32 = {"init_seed": 3, "precision": "fp32"}  # validated cells carry the concrete one
     assert [(f.task, f.seed, f.cell.seed, dict(f.cell.backbone_params)) for f in plan.fits] == [
-        ("tiny-a", 2, 2, {"init_seed": 3}), ("tiny-b", 2, 2, {"init_seed": 3}),
-        ("tiny-a", 1, 1, {"init_seed": 3}), ("tiny-b", 1, 1, {"init_seed": 3})]
+        ("tiny-a", 2, 2, fp32), ("tiny-b", 2, 2, fp32), ("tiny-a", 1, 1, fp32),
+        ("tiny-b", 1, 1, fp32)]
     for fit in plan.fits:
         name = f"{fit.task}-s{fit.seed}-{fit.cell.key[:8]}.safetensors"
         assert fit.checkpoint == Path("relate", "tiny-mlp", name)
@@ -647,14 +648,14 @@ def test_plan_carries_backbone_parameters_seeds_and_transfer_settings_into_every
     assert [(t.source, t.target, t.seed, source.get(t.cell.backbone), t.cell.seed,
              t.cell.params["max_steps"], dict(t.cell.backbone_params))
             for t in plan.transfers] == [
-        (None, "tiny-a", 2, None, 2, 2, {"init_seed": 3}),
-        ("tiny-b", "tiny-a", 2, "tiny-b", 2, 2, {"init_seed": 3}),
-        (None, "tiny-b", 2, None, 2, 2, {"init_seed": 3}),
-        ("tiny-a", "tiny-b", 2, "tiny-a", 2, 2, {"init_seed": 3}),
-        (None, "tiny-a", 1, None, 1, 2, {"init_seed": 3}),
-        ("tiny-b", "tiny-a", 1, "tiny-b", 1, 2, {"init_seed": 3}),
-        (None, "tiny-b", 1, None, 1, 2, {"init_seed": 3}),
-        ("tiny-a", "tiny-b", 1, "tiny-a", 1, 2, {"init_seed": 3})]
+        (None, "tiny-a", 2, None, 2, 2, fp32),
+        ("tiny-b", "tiny-a", 2, "tiny-b", 2, 2, fp32),
+        (None, "tiny-b", 2, None, 2, 2, fp32),
+        ("tiny-a", "tiny-b", 2, "tiny-a", 2, 2, fp32),
+        (None, "tiny-a", 1, None, 1, 2, fp32),
+        ("tiny-b", "tiny-a", 1, "tiny-b", 1, 2, fp32),
+        (None, "tiny-b", 1, None, 1, 2, fp32),
+        ("tiny-a", "tiny-b", 1, "tiny-a", 1, 2, fp32)]
     assert {t.cell.backbone for t in plan.transfers if t.source is None} == {"tiny:mlp"}
 
 

@@ -259,7 +259,8 @@ def test_training_params_help_texts():
         "epochs without validation improvement before stopping (0 = never stop early)",
         "share of train held out (stratified, seeded) for early stopping when the task has"
         " no val split (0 = no validation)",
-        "auto = bf16 on GPUs that support it, else no; always fp32 on CPU",
+        "auto = the backbone's precision (-B precision: bf16 where it measured faster, see"
+        " docs/precision.md); no, bf16, or fp16 (GPUs only) override it",
         "training objective as a setting, NAME or NAME[key=value,...] (e.g."
         " cross-entropy[label_smoothing=0.1]; `transferlab list objectives`)",
     ]
@@ -1021,10 +1022,17 @@ def test_l2_penalty_binds_to_the_model_and_to_references():
     assert torch.isclose(anchored(), torch.tensor(3.0 * 2))
 
 
-def test_cpu_runs_in_fp32_and_accelerator_state_can_change():
-    assert resolve_precision("bf16", "cpu") == "no"
+def test_cpu_precision_and_accelerator_state_can_change():
+    """On a CPU, ``auto`` (no backbone decided) is fp32, bf16 is honoured (a backbone whose
+    bf16 training measured faster asks for it) and fp16 is refused; the process-wide
+    Accelerate state follows each cell's choice."""
+    assert resolve_precision("auto", "cpu") == "no"
+    assert resolve_precision("bf16", "cpu") == "bf16"
     assert make_accelerator("cpu", "auto").mixed_precision == "no"
-    assert make_accelerator("cpu", "fp16").device.type == "cpu"
+    assert make_accelerator("cpu", "bf16").mixed_precision == "bf16"
+    assert make_accelerator("cpu", "no").mixed_precision == "no"
+    with pytest.raises(ParamError, match="fp16 runs on GPUs only"):
+        make_accelerator("cpu", "fp16")
 
 
 # --- carve_validation: the indices and provenance methods with cached features rely on ------

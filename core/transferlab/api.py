@@ -152,6 +152,9 @@ class Backbone(abc.ABC):
     name: str
     modality: str
     default_batch_size: int = 16
+    # fp32, bf16 or fp16 (set by the registry from ``-B precision``, resolved when the cell
+    # is validated; ``auto`` on a backbone built directly resolves at its first forward pass)
+    precision: str = "fp32"
 
     @property
     @abc.abstractmethod
@@ -244,13 +247,17 @@ class Backbone(abc.ABC):
     def _encode_batch(self, chunk: Sequence[Any], device: str) -> np.ndarray:
         import torch
 
+        from transferlab.precision import autocast, effective
+
         module = self.module
         if module is not None:
             module.eval()
+        precision = "fp32" if module is None else effective(self, device)
         with torch.inference_mode():
             batch = self.preprocess(chunk)
             batch = _to_device(batch, device)
-            out = self.features(batch)
+            with autocast(precision, device):
+                out = self.features(batch)
         return out.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:

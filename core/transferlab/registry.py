@@ -14,15 +14,17 @@ looking it up fails naming every distribution that claims it, with the fix.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from transferlab.errors import DuplicateNameError, RegistrationError, UnknownNameError
 from transferlab.params import Param, resolve_params
+from transferlab.precision import PRECISION_PARAM
 
 T = TypeVar("T")
 KINDS = ("backbones", "tasks", "methods", "objectives", "executors", "scores", "strategies")
@@ -91,9 +93,17 @@ class Entry(Generic[T]):
         return resolve_params(self.params, params, owner=name)
 
     def create(self, name: str, params: Mapping[str, Any] | None = None) -> T:
-        """Build the object for ``name`` with validated parameters."""
+        """Build the object for ``name`` with validated parameters. A backbone's ``precision``
+        (the core's :data:`~transferlab.precision.PRECISION_PARAM`, which every backbone with
+        weights accepts) is not the factory's: it is set on the built backbone."""
         resolved = resolve_params(self.params, params, owner=name)
-        return self.factory(name, **resolved)
+        if not any(p is PRECISION_PARAM for p in self.params):
+            return self.factory(name, **resolved)
+        precision = resolved.pop("precision")
+        made = self.factory(name, **resolved)
+        with contextlib.suppress(AttributeError):  # not a Backbone (a test double)
+            made.precision = precision
+        return made
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -200,6 +210,9 @@ class Registry(Generic[T]):
                 f"plugin {entry.plugin!r} registered {_singular(self.kind)} {entry.name!r} with a"
                 f" factory that is not callable ({type(entry.factory).__name__})"
             )
+        if (self.kind == "backbones" and entry.info.get("has_weights") is not False
+                and not any(p.name == "precision" for p in entry.params)):
+            entry = replace(entry, params=(*entry.params, PRECISION_PARAM))
         claims = self._claims.setdefault(entry.name, [])
         if any(c.plugin == entry.plugin for c in claims):
             raise RegistrationError(

@@ -128,7 +128,8 @@ def bench(
     if suite.pretraining:
         from transferlab.pretraining.command import run_request
 
-        validate_suite(suite, registries, before_pretraining=True)  # a bad cell fails first
+        validate_suite(suite, registries, before_pretraining=True,  # a bad cell fails first
+                       device=device)
 
         for request in suite.pretraining:  # resumes or re-saves; backbones need the files
             click.echo(f"pretraining {request.backbone} -> {request.out}", err=True)
@@ -140,7 +141,7 @@ def bench(
     failures = skipped = ran = 0
     start = time.perf_counter()
     for result, cell in run_suite(suite, registries, store, runner, run_one,
-                                  progress=not no_progress):
+                                  progress=not no_progress, device=device):
         if result is None:
             skipped += 1
             continue

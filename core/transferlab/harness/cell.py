@@ -41,6 +41,7 @@ from transferlab.harness.environment import default_device, environment, peak_me
 from transferlab.harness.metrics import classification_metrics
 from transferlab.harness.validation import check_device, check_seed
 from transferlab.params import Param
+from transferlab.precision import keyed_backbone_params
 from transferlab.registry import Registries
 from transferlab.settings import parse_setting, validate_settings
 from transferlab.views import create_task, validate_task
@@ -66,7 +67,8 @@ class Cell:
     def to_dict(self) -> dict[str, Any]:
         data = {
             "backbone": self.backbone, "task": self.task, "method": self.method,
-            "params": dict(self.params), "backbone_params": dict(self.backbone_params),
+            "params": dict(self.params), "backbone_params": keyed_backbone_params(
+                self.backbone_params),
             "seed": self.seed,
         }
         if self.source_task is not None:  # absent otherwise, so older cell keys stay valid
@@ -139,7 +141,7 @@ class CellResult:
         return data
 
 
-def validate_cell(cell: Cell, registries: Registries) -> Cell:
+def validate_cell(cell: Cell, registries: Registries, *, device: str | None = None) -> Cell:
     """Resolve names and parameters (no loading); return the cell with full parameters.
 
     Settings that name other components (``-p objective=...``) are checked against the same
@@ -150,12 +152,19 @@ def validate_cell(cell: Cell, registries: Registries) -> Cell:
     ``NAME@PATH`` checkpoint that does not exist, a backbone whose modality (``modality=``
     of its registration) is not the task's, and a method that trains weights
     (``needs_module``) on a backbone registered with ``has_weights=False``. Metadata a plugin
-    did not declare is not checked here (building the cell still checks it)."""
+    did not declare is not checked here (building the cell still checks it).
+
+    The backbone's ``precision=auto`` becomes the concrete precision the cell runs in on
+    ``device`` (default: the GPU when there is one, else the CPU); see
+    :mod:`transferlab.precision`."""
     check_seed(cell.seed, "seed", "seed=0")
     backbone_params = registries.backbones.get(cell.backbone).validate(
         cell.backbone, cell.backbone_params
     )
     _check_checkpoint(cell.backbone)
+    if "precision" in backbone_params:
+        backbone_params["precision"] = _resolve_precision(cell, backbone_params["precision"],
+                                                          registries, device)
     if cell.regime is not None:
         return _validate_regime_cell(cell, backbone_params, registries)
     task = validate_task(cell.task, registries)
@@ -166,6 +175,17 @@ def validate_cell(cell: Cell, registries: Registries) -> Cell:
     _check_compatible(cell.backbone, (task,) if source is None else (source, task), cell.method,
                       registries)
     return Cell(cell.backbone, task, cell.method, params, backbone_params, cell.seed, source)
+
+
+def _resolve_precision(cell: Cell, requested: str, registries: Registries,
+                       device: str | None) -> str:
+    from transferlab.precision import likely_device, resolve_precision
+
+    factory = registries.methods.get(cell.method).factory
+    training = cell.regime is not None or (isinstance(factory, type) and issubclass(
+        factory, TransferMethod) and factory.needs_module)
+    return resolve_precision(requested, backbone=cell.backbone, training=training,
+                             device=device or likely_device())
 
 
 def _check_checkpoint(backbone: str) -> None:
@@ -329,7 +349,7 @@ def run_cell(
     result = CellResult(cell=cell, status="error", environment=environment(device))
     try:
         check_device(device, other_torch_devices=True)  # before anything loads
-        cell = validate_cell(cell, registries)
+        cell = validate_cell(cell, registries, device=device)
         result.cell = cell
         result.environment["plugins"] = _provenance(cell, registries)
         ctx.seed_everything()

@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = [
     "CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "DiskFeatureCache", "FeatureStore",
-    "default_cache_dir", "feature_key",
+    "default_cache_dir", "feature_key", "precision_fingerprint",
 ]
 
 if TYPE_CHECKING:
@@ -185,6 +185,15 @@ class DiskFeatureCache:
         return removed
 
 
+def precision_fingerprint(backbone: Backbone, device: str) -> str:
+    """The backbone's fingerprint with its precision when that is not fp32 (bf16 features
+    differ from fp32 ones; fp32 keys stay those cached before precision was a setting)."""
+    from transferlab.precision import effective
+
+    precision = "fp32" if backbone.module is None else effective(backbone, device)
+    return backbone.fingerprint if precision == "fp32" else f"{backbone.fingerprint}+{precision}"
+
+
 class FeatureStore:
     """Features of (backbone, task, split), computed once and shared.
 
@@ -206,7 +215,7 @@ class FeatureStore:
 
     def get(self, backbone: Backbone, task: Task, split: str, ctx: RunContext) -> Any:
         """Features of ``task``'s ``split`` (dense float32 ``[N, D]`` or scipy sparse)."""
-        ids = (backbone.fingerprint, task.fingerprint(), split)
+        ids = (precision_fingerprint(backbone, ctx.device), task.fingerprint(), split)
         if ids in self._memory:
             self.hits += 1
             return self._memory[ids]

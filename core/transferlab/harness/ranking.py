@@ -63,8 +63,10 @@ def backbone_id(name: str, params: Mapping[str, Any],
     """The identity of backbone ``name`` with parameter values ``params``; with
     ``registries``, the values are resolved against its declarations first (see the module
     docs), so the same backbone stored and named two ways compares equal."""
+    from transferlab.precision import concrete_inference_params
+
     registry = None if registries is None else registries.backbones
-    return name, _dumps(_resolve(registry, name, params))
+    return name, _dumps(concrete_inference_params(name, _resolve(registry, name, params)))
 
 
 def non_default(registry: Registry[Any] | None, name: str, params: Mapping[str, Any]

@@ -30,6 +30,7 @@ from transferlab.errors import CheckpointError, IncompatibleError, ParamError
 from transferlab.harness import plotting
 from transferlab.harness.cell import Cell, CellResult, run_cell, validate_cell
 from transferlab.harness.intervals import t_critical
+from transferlab.precision import keyed_backbone_params
 from transferlab.registry import Registries
 from transferlab.settings import parse_setting
 
@@ -163,8 +164,8 @@ def plan_relations(
                     cell = replace(cell, backbone=name)
                     transfers.append(Transfer(source, target, label, seed, cell))
     first = fits[0].cell
-    return RelationPlan(setting.name, first.backbone_params, method, first.params,
-                        tuple(canonical), tuple(seeds), tuple(methods), tuple(fits),
+    return RelationPlan(setting.name, keyed_backbone_params(first.backbone_params), method,
+                        first.params, tuple(canonical), tuple(seeds), tuple(methods), tuple(fits),
                         tuple(transfers))
 
 

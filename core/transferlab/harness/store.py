@@ -31,6 +31,7 @@ from typing import Any
 
 from transferlab.errors import TransferlabError
 from transferlab.harness.cell import Cell, CellResult
+from transferlab.precision import keyed_backbone_params
 
 __all__ = ["CLAIMS_SCHEMA", "MIGRATIONS", "RELATIONS_SCHEMA", "SCHEMA", "SCORES_SCHEMA",
            "ResultsStore", "ScoreRecord"]
@@ -195,7 +196,8 @@ class ResultsStore:
         c = result.cell
         row = (
             c.key, suite, c.backbone, c.task, c.method, _dumps(c.params),
-            _dumps(c.backbone_params), c.seed, result.status, _dumps(result.metrics),
+            _dumps(keyed_backbone_params(c.backbone_params)), c.seed, result.status,
+            _dumps(result.metrics),
             result.fit_seconds, result.predict_seconds, result.trainable_params,
             result.total_params, result.peak_memory_mb, result.error,
             _dumps(result.environment), _dumps(result.extra), result.finished_at, c.source_task,

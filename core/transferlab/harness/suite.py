@@ -328,7 +328,7 @@ class ResultSink(Protocol):
 
 
 def validate_suite(suite: Suite, registries: Registries, *,
-                   before_pretraining: bool = False) -> list[Cell]:
+                   before_pretraining: bool = False, device: str | None = None) -> list[Cell]:
     """Every cell of ``suite`` validated (:func:`~transferlab.harness.cell.validate_cell`), or
     the first bad cell's error, naming the suite and the cell, before any cell runs.
 
@@ -342,7 +342,7 @@ def validate_suite(suite: Suite, registries: Registries, *,
         base, _, tag = cell.backbone.partition("@")
         checked = replace(cell, backbone=base) if tag and tag in pending else cell
         try:
-            valid = validate_cell(checked, registries)
+            valid = validate_cell(checked, registries, device=device)
         except TransferlabError as exc:
             raise _in_cell(exc, f"suite {suite.name!r}, cell {cell.label()} seed={cell.seed}"
                            ) from None
@@ -361,7 +361,7 @@ def _in_cell(exc: TransferlabError, where: str) -> TransferlabError:
 
 def run_suite(
     suite: Suite, registries: Registries, store: ResultSink, executor: Executor, run_one: RunOne,
-    *, progress: bool = True,
+    *, progress: bool = True, device: str | None = None,
 ) -> Iterator[tuple[CellResult | None, Cell]]:
     """Validate every cell up front, then run the unfinished ones, storing each result.
 
@@ -374,7 +374,7 @@ def run_suite(
     """
     from tqdm.auto import tqdm
 
-    cells = validate_suite(suite, registries)
+    cells = validate_suite(suite, registries, device=device)
     todo = []
     for cell in cells:
         if store.finished(cell):

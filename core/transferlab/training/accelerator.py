@@ -14,10 +14,15 @@ from transferlab.errors import ParamError
 
 
 def resolve_precision(requested: str, device: str) -> str:
-    """``auto`` -> bf16 on a GPU that supports it, else no. CPU always trains in fp32: mixed
-    precision is a GPU speed-up, and results should not depend on CPU autocast support."""
+    """``auto`` -> bf16 on a GPU that supports it, else no (methods pass their backbone's
+    resolved precision instead of ``auto``: :mod:`transferlab.precision`). On a CPU, bf16
+    autocast is honoured (the backbone asked for it: a transformer on bf16 matrix units
+    trains faster); fp16 needs a GPU."""
     if not device.startswith("cuda"):
-        return "no"
+        if requested == "fp16":
+            raise ParamError(f"mixed_precision=fp16 runs on GPUs only (device {device!r}); use"
+                             " bf16 or no")
+        return "bf16" if requested == "bf16" else "no"
     if requested != "auto":
         return requested
     import torch

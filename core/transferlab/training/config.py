@@ -47,8 +47,9 @@ def training_params(
         Param("val_fraction", float, 0.15, "share of train held out (stratified, seeded) for"
               " early stopping when the task has no val split (0 = no validation)",
               min=0.0, max=0.9),
-        Param("mixed_precision", str, "auto", "auto = bf16 on GPUs that support it, else no;"
-              " always fp32 on CPU", choices=PRECISIONS),
+        Param("mixed_precision", str, "auto", "auto = the backbone's precision (-B precision:"
+              " bf16 where it measured faster, see docs/precision.md); no, bf16, or fp16"
+              " (GPUs only) override it", choices=PRECISIONS),
         Param("objective", str, "cross-entropy", "training objective as a setting, NAME or"
               " NAME[key=value,...] (e.g. cross-entropy[label_smoothing=0.1]; `transferlab"
               " list objectives`)", refers_to="objectives"),

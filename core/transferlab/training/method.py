@@ -18,7 +18,7 @@ returned, with what happened in ``predictor.extra``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from transferlab.api import Backbone, Objective, RunContext, Task, TransferMethod
@@ -191,6 +191,11 @@ class GradientMethod(TransferMethod):
         objective = self.extend_objective(state.objective, model)
         config = TrainConfig.from_hparams({**self.hparams, **state.stage.overrides},
                                           state.ctx.budget)
+        if config.mixed_precision == "auto":  # the backbone's precision for training
+            from transferlab.precision import effective, training_autocast
+
+            config = replace(config, mixed_precision=training_autocast(
+                effective(state.backbone, state.ctx.device, training=True)))
         assert state.train_batches is not None
         result = train(
             model, state.train_batches, state.val_batches, objective, groups, config,
