@@ -98,7 +98,9 @@ def measure(name: str, params: dict, inputs: list, batch: int, repeats: int,
     training = resolve_precision("auto", backbone=name, device="cpu", training=True)
     backbone = registries.backbones.create(name, {**params, "batch_size": batch,
                                                   "precision": "fp32"})
-    chunks = [inputs[i : i + batch] for i in range(0, len(inputs), batch)]
+    ordered = sorted(inputs, key=len, reverse=True) if isinstance(inputs[0], str) else inputs
+    # texts in batches of similar length, as Backbone.encode forms them (less padding)
+    chunks = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
     batches = [backbone.preprocess(c) for c in chunks]
     label = f"{name} {params.get('img_size', '')}".strip()
     print(f"\n{label}: auto = {inference} for inference, {training} for training"
@@ -109,7 +111,7 @@ def measure(name: str, params: dict, inputs: list, batch: int, repeats: int,
         backbone.precision = precision
         end_to_end = best_seconds(lambda: backbone.encode(inputs), repeats)
         rates[precision] = (len(inputs) / seconds, len(inputs) / end_to_end)
-    flops = forward_flops(backbone, batches[0]) / len(chunks[0])
+    flops = sum(forward_flops(backbone, b) for b in batches) / len(inputs)  # per input
     for precision, (fwd, e2e) in rates.items():
         gflops = fwd * flops / 1e9
         peak = peaks["bf16" if precision == "bf16" else "fp32"]

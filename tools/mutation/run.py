@@ -81,6 +81,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "regime_spec": ("transferlab/regimes/spec.py", ("test_regimes.py",)),
     "regime_continual": ("transferlab/regimes/continual.py", ("test_regimes.py",)),
     "regime_multitask": ("transferlab/regimes/multitask.py", ("test_regimes.py",)),
+    # scale-out and precision (issues 14 and 15)
+    "intervals": ("transferlab/harness/intervals.py", ("test_intervals.py",)),
+    "cell_queue": ("transferlab/harness/cell_queue.py", ("test_cell_queue.py",)),
+    "precision": ("transferlab/precision.py", ("test_precision.py",)),
 }
 
 KILLED = {1, 3}  # pytest failed / internal error while the mutant was active

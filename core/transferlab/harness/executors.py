@@ -14,9 +14,7 @@ that cell is recorded as crashed, and the lane starts a fresh worker for its nex
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import importlib.util
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,9 @@ from transferlab.harness.cell_queue import Rank, as_queue, workload
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
 
-if TYPE_CHECKING:  # the CLI loads this plugin for `--help`: no numpy at import
+if TYPE_CHECKING:  # the CLI loads this plugin for `--help`: no numpy, no multiprocessing
+    import concurrent.futures as futures
+
     from transferlab.harness.cell import Cell, CellResult
     from transferlab.registry import RegisterCallback
 
@@ -66,7 +66,9 @@ class _Lane:
 
     def start(self, cell: Cell, run_one: Callable[[Cell], CellResult]) -> None:
         if self.pool is None:
-            self.pool = futures.ProcessPoolExecutor(1, mp_context=self.context)
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(1, mp_context=self.context)
         self.cell, self.workload = cell, workload(cell)
         self.future = self.pool.submit(run_one, cell)
 
@@ -74,11 +76,13 @@ class _Lane:
         """The finished cell's result; a crashed worker's cell as an error, the lane's pool
         replaced by a fresh one at its next cell."""
         assert self.future is not None and self.cell is not None
+        from concurrent.futures.process import BrokenProcessPool
+
         future, cell = self.future, self.cell
         self.future = self.cell = None
         try:
             return future.result()
-        except futures.process.BrokenProcessPool as exc:
+        except BrokenProcessPool as exc:
             from transferlab.harness.cell import CellResult
 
             self.close()
@@ -104,6 +108,8 @@ class ProcessExecutor:
         self.preload = [m for m in preload if importlib.util.find_spec(m) is not None]
 
     def _context(self) -> Any:
+        import multiprocessing
+
         if "forkserver" not in multiprocessing.get_all_start_methods():
             return multiprocessing.get_context("spawn")
         context = multiprocessing.get_context("forkserver")
@@ -114,6 +120,8 @@ class ProcessExecutor:
             ) -> Iterator[CellResult]:
         """At most ``workers`` cells in flight: a lane draws (and so claims, with cooperating
         workers) its next cell only when it is free."""
+        import concurrent.futures as futures
+
         queue = as_queue(cells)
         context = self._context()
         lanes = [_Lane(context) for _ in range(self.workers)]
