@@ -4,6 +4,9 @@ slice of digits, and a two-class image folder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from transferlab.api import Backbone, Split, Task
@@ -100,3 +103,12 @@ def image_folder(root, corrupt: bool = False) -> None:
                 Image.new("L", (4, 4), grey + 5 * i).save(folder / f"{i}.png")
     if corrupt:
         (root / "test" / "light" / "1.png").write_bytes(b"not a png")
+
+
+def fresh_interpreter(code: str) -> str:
+    """What ``code`` prints in a new Python process (stripped): for checks of what a module
+    imports, which this test process has long imported already."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return done.stdout.strip()
+

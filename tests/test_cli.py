@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
-from fakes import image_folder
+from fakes import fresh_interpreter, image_folder
 from transferlab import __version__
 from transferlab.cli import cli
 
@@ -25,11 +23,8 @@ def test_version_and_help(runner):
 
 
 def test_importing_the_cli_does_not_import_torch():
-    code = ("import sys, transferlab.cli, transferlab.plugins as p; "
-            "p.get_host().registries; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
+    assert fresh_interpreter("import sys, transferlab.cli, transferlab.plugins as p;"
+                             " p.get_host().registries; print('torch' in sys.modules)") == "False"
 
 
 HEAVY = ("torch", "sklearn", "scipy", "timm", "transformers", "sentence_transformers",
@@ -49,9 +44,7 @@ def test_instant_commands_import_no_heavy_library(argv):
             "    except SystemExit as exit:\n"
             "        assert exit.code in (0, None), exit.code\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert fresh_interpreter(code) == "[]"
 
 
 def test_list_with_pattern_and_json(runner):

@@ -4,12 +4,11 @@ scipy's quantile, which the tests may import."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 from scipy.special import stdtrit
 
+from fakes import fresh_interpreter
 from transferlab.harness.intervals import mean_ci95, t_critical
 
 
@@ -50,8 +49,5 @@ def test_mean_ci95_by_hand():
 
 def test_intervals_import_no_scipy():
     """Bug caught: the leaderboard importing scipy again (0.46 s on every bench and report)."""
-    code = ("import sys; from transferlab.harness.report import leaderboard; "
-            "leaderboard([]); print('scipy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
+    assert fresh_interpreter("import sys; from transferlab.harness.report import leaderboard;"
+                             " leaderboard([]); print('scipy' in sys.modules)") == "False"
