@@ -28,6 +28,39 @@ def test_workload_ignores_method_and_seed_but_not_what_the_features_depend_on():
         assert workload(other) != workload(base), other
 
 
+def test_workload_ignores_the_order_parameters_were_written_in_and_odd_values():
+    """Bugs caught: the same backbone parameters written in two orders counted as two
+    workloads, and a parameter value JSON cannot spell (a path) failing the suite."""
+    from pathlib import Path
+
+    one = Cell("b", "t", "m", backbone_params={"a": 1, "b": 2})
+    other = Cell("b", "t", "m", backbone_params={"b": 2, "a": 1})
+    assert workload(one) == workload(other)
+    assert "ckpt" in workload(Cell("b", "t", "m", backbone_params={"p": Path("ckpt")}))
+
+
+def test_iteration_waits_poll_seconds_while_other_workers_hold_every_cell(monkeypatch):
+    """Bug caught: a busy loop (no wait) or no loop (cells held elsewhere dropped)."""
+    from transferlab.harness import cell_queue
+
+    slept = []
+
+    class HeldOnce(CellQueue):
+        poll = 0.25
+
+        def _take(self, cell):
+            return "yours" if slept else "held"
+
+    def sleep(seconds):
+        if len(slept) > 2:
+            raise AssertionError("waited more than needed")
+        slept.append(seconds)
+
+    monkeypatch.setattr(cell_queue.time, "sleep", sleep)
+    assert [c.seed for c in HeldOnce([Cell("b", "t", "m", seed=4)])] == [4]
+    assert slept == [0.25]
+
+
 def test_draw_takes_the_best_ranked_cell_and_the_earliest_among_equals():
     queue = CellQueue(_cells())
     assert queue.draw().backbone == "a"  # no rank: suite order

@@ -45,6 +45,11 @@ def test_mean_ci95_by_hand():
     assert half == pytest.approx(4.302652729749464 * 1.0 / math.sqrt(3), rel=1e-10)
     single_mean, single_half = mean_ci95([0.7])
     assert single_mean == 0.7 and math.isnan(single_half)
+    # two values (one degree of freedom, t = 12.706): sd = sqrt(2), so sd / sqrt(n) = 1
+    assert mean_ci95([1.0, 3.0]) == (2.0, pytest.approx(12.7062047362, rel=1e-9))
+    # sd 4: the half-width scales with the spread
+    assert mean_ci95([1.0, 5.0, 9.0]) == (5.0, pytest.approx(4.302652729749464 * 4.0
+                                                             / math.sqrt(3), rel=1e-10))
 
 
 def test_intervals_import_no_scipy():

@@ -71,9 +71,9 @@ def test_auto_on_a_cpu_without_bf16_units_is_fp32(avx2_only):
 
 
 def test_auto_on_a_gpu_follows_its_bf16_support(monkeypatch):
-    monkeypatch.setattr(precision, "_cuda_bf16", lambda device: True)
+    monkeypatch.setattr(precision, "_cuda_bf16", lambda: True)
     assert resolve_precision("auto", backbone="timm:x", device="cuda", training=True) == "bf16"
-    monkeypatch.setattr(precision, "_cuda_bf16", lambda device: False)
+    monkeypatch.setattr(precision, "_cuda_bf16", lambda: False)
     assert resolve_precision("auto", backbone="timm:x", device="cuda:1", training=False) == "fp32"
     assert resolve_precision("fp16", backbone="timm:x", device="cuda", training=True) == "fp16"
 
@@ -199,3 +199,39 @@ def test_validation_imports_no_torch_on_a_machine_without_nvidia_devices():
     if out[0] == "cuda":
         pytest.skip("this machine has an NVIDIA device")
     assert out == ["cpu", "False"]
+
+
+@pytest.mark.parametrize(("available", "bf16", "expected"), [
+    (True, True, True), (True, False, False), (False, True, False), (False, False, False)])
+def test_cuda_bf16_needs_a_gpu_that_supports_it(monkeypatch, available, bf16, expected):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert precision._cuda_bf16() is expected
+
+
+def test_rankings_resolve_auto_for_inference(amx):
+    """Bug caught: a ranking naming a conv net's backbone by its training precision (fp32)
+    while the cells it is validated against extract in bf16."""
+    assert concrete_inference_params("timm:efficientnet_lite0", {"precision": "auto",
+                                                                 "img_size": 64},
+                                     device="cpu") == {"precision": "bf16", "img_size": 64}
+    assert concrete_inference_params("timm:x", {"precision": "fp32"}) == {}
+
+
+@pytest.mark.parametrize(("torch_loaded", "nvidia", "expected"), [
+    (False, False, "cpu"), (False, True, "cuda"), (True, False, "cuda")])
+def test_likely_device_asks_torch_only_when_a_gpu_may_be_there(monkeypatch, torch_loaded,
+                                                               nvidia, expected):
+    """Bugs caught: importing torch (3 s) to validate a suite on a machine with no NVIDIA
+    driver, or answering cpu without asking torch where a GPU may be."""
+    import types
+
+    from transferlab.harness import environment
+
+    fake_sys = types.SimpleNamespace(modules={"torch": object()} if torch_loaded else {})
+    monkeypatch.setattr(precision, "sys", fake_sys)
+    monkeypatch.setattr(precision.os.path, "exists", lambda path: nvidia)
+    monkeypatch.setattr(environment, "default_device", lambda: "cuda")
+    assert precision.likely_device() == expected

@@ -77,7 +77,8 @@ def cpu_has_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return False
 
 
-def _cuda_bf16(device: str) -> bool:
+def _cuda_bf16() -> bool:
+    """Whether torch sees a GPU that computes in bf16 (compute capability 8.0 and up)."""
     import torch
 
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -101,7 +102,7 @@ def resolve_precision(requested: str, *, backbone: str, device: str, training: b
     if requested != "auto":
         return requested
     if gpu:
-        return "bf16" if _cuda_bf16(device) else "fp32"
+        return "bf16" if _cuda_bf16() else "fp32"
     if device != "cpu" or not cpu_has_bf16_units():
         return "fp32"
     if training and not trains_in_bf16(backbone):
