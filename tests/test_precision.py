@@ -235,3 +235,32 @@ def test_likely_device_asks_torch_only_when_a_gpu_may_be_there(monkeypatch, torc
     monkeypatch.setattr(precision.os.path, "exists", lambda path: nvidia)
     monkeypatch.setattr(environment, "default_device", lambda: "cuda")
     assert precision.likely_device() == expected
+
+
+@pytest.mark.parametrize("present", ["/proc/driver/nvidia/version", "/dev/nvidia0"])
+def test_either_nvidia_device_file_sends_the_question_to_torch(monkeypatch, present):
+    import types
+
+    from transferlab.harness import environment
+
+    monkeypatch.setattr(precision, "sys", types.SimpleNamespace(modules={}))
+    monkeypatch.setattr(precision.os.path, "exists", lambda path: path == present)
+    monkeypatch.setattr(environment, "default_device", lambda: "cuda")
+    assert precision.likely_device() == "cuda"
+
+
+def test_effective_resolves_auto_on_a_backbone_built_outside_a_cell(amx, monkeypatch):
+    """Bugs caught: a backbone built by hand (``auto`` never validated) running in a
+    precision the table does not give its name, or a backbone class without the attribute
+    (a third-party family predating it) not treated as fp32."""
+    import types
+
+    conv = types.SimpleNamespace(name="timm:efficientnet_lite0", precision="auto")
+    minilm = types.SimpleNamespace(name="sbert:all-MiniLM-L6-v2", precision="auto")
+    assert precision.effective(conv, "cpu") == "bf16"
+    assert precision.effective(conv, "cpu", training=True) == "fp32"
+    assert precision.effective(minilm, "cpu", training=True) == "bf16"
+    assert precision.effective(types.SimpleNamespace(name="x"), "cpu") == "fp32"
+    assert precision.effective(types.SimpleNamespace(precision="bf16"), "cpu") == "bf16"
+    monkeypatch.setattr(precision, "likely_device", lambda: "cpu")
+    assert concrete_inference_params("timm:x", {"precision": "auto"}) == {"precision": "bf16"}
