@@ -262,5 +262,6 @@ def test_effective_resolves_auto_on_a_backbone_built_outside_a_cell(amx, monkeyp
     assert precision.effective(minilm, "cpu", training=True) == "bf16"
     assert precision.effective(types.SimpleNamespace(name="x"), "cpu") == "fp32"
     assert precision.effective(types.SimpleNamespace(precision="bf16"), "cpu") == "bf16"
+    assert precision.effective(types.SimpleNamespace(precision="auto"), "cpu") == "bf16"  # no name
     monkeypatch.setattr(precision, "likely_device", lambda: "cpu")
     assert concrete_inference_params("timm:x", {"precision": "auto"}) == {"precision": "bf16"}
