@@ -41,7 +41,7 @@ from transferlab.harness.environment import default_device, environment, peak_me
 from transferlab.harness.metrics import classification_metrics
 from transferlab.harness.validation import check_device, check_seed
 from transferlab.params import Param
-from transferlab.precision import keyed_backbone_params
+from transferlab.precision import keyed_backbone_params, likely_device, resolve_precision
 from transferlab.registry import Registries
 from transferlab.settings import parse_setting, validate_settings
 from transferlab.views import create_task, validate_task
@@ -179,8 +179,8 @@ def validate_cell(cell: Cell, registries: Registries, *, device: str | None = No
 
 def _resolve_precision(cell: Cell, requested: str, registries: Registries,
                        device: str | None) -> str:
-    from transferlab.precision import likely_device, resolve_precision
-
+    """``requested`` for this cell's backbone on ``device``: for training when the method
+    trains weights (or the cell is a regime), else for inference."""
     factory = registries.methods.get(cell.method).factory
     training = cell.regime is not None or (isinstance(factory, type) and issubclass(
         factory, TransferMethod) and factory.needs_module)
