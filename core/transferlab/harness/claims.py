@@ -59,7 +59,7 @@ class CellClaims(CellQueue):
                  alive: Callable[[str], bool] = owner_alive,
                  on_skip: Callable[[Cell], Any] | None = None) -> None:
         super().__init__(cells)
-        self.store, self.cells = store, list(cells)
+        self.store = store
         self.lease, self.poll = lease, poll
         self.owner = owner or make_owner()
         self.alive = alive

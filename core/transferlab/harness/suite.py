@@ -313,7 +313,10 @@ class Executor(Protocol):
     any order) as they finish; a crashing cell becomes an error result, never an exception.
 
     ``cells`` is an iterable that may claim each cell as it is drawn (cooperating workers):
-    an executor should draw a cell only when it can start it."""
+    an executor should draw a cell only when it can start it. It may be a
+    :class:`~transferlab.harness.cell_queue.CellQueue`, whose ``draw(rank)`` lets an executor
+    choose which cell a worker takes next (``process`` keeps each backbone's cells on the
+    worker that holds its features)."""
 
     def run(self, cells: Iterable[Cell], run_one: RunOne) -> Iterator[CellResult]: ...
 
