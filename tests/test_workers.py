@@ -38,6 +38,12 @@ class Majority(Predictor):
         return np.full(len(inputs), self.label)
 
 
+def _torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
 class Sleepy(TransferMethod):
     name = "sleepy"
     family = "baseline"
@@ -52,7 +58,8 @@ class Sleepy(TransferMethod):
         time.sleep(self.hparams["seconds"])
         labels = task.split("train").labels
         predictor = Majority(int(np.bincount(labels).argmax()))
-        predictor.extra = {"pid": os.getpid(), "start": start, "end": time.time()}
+        predictor.extra = {"pid": os.getpid(), "start": start, "end": time.time(),
+                           "threads": _torch_threads()}
         return predictor
 
 
@@ -226,14 +233,21 @@ def test_a_killed_bench_loses_only_its_cell_in_flight(tmp_path, slow_plugin):
 
 
 @pytest.mark.slow
-def test_workers_run_cells_in_parallel_processes(tmp_path, slow_plugin):
-    """Bug caught: ``--workers N`` accepted but cells still run one at a time (the process
-    executor could only be made with one worker from the command line)."""
+@pytest.mark.parametrize("workers", [["--workers", "2"],
+                                     ["--executor", "process", "-E", "workers=2"]])
+def test_workers_run_cells_in_parallel_processes_that_split_the_threads(
+        tmp_path, slow_plugin, workers):
+    """Bugs caught: ``--workers N`` accepted but cells still run one at a time (the process
+    executor could only be made with one worker from the command line), and ``-E workers=2``
+    leaving each worker every core (measured: the small suite 4-7x slower, oversubscribed)."""
     suite, db = _suite(tmp_path, cells=4, seconds=2.0), tmp_path / "r.sqlite"
-    process = _bench(suite, db, slow_plugin, "--workers", "2")
+    env = {k: v for k, v in slow_plugin.items() if k != "OMP_NUM_THREADS"}  # torch: all cores
+    process = _bench(suite, db, env, *workers)
     _out, err = process.communicate(timeout=180)
     assert process.returncode == 0, err
     extras = [r["extra"] for r in ResultsStore(db).rows()]
     assert len(extras) == 4 and len({e["pid"] for e in extras}) == 2
     first, second = sorted(extras, key=lambda e: e["start"])[:2]
     assert second["start"] < first["end"]  # the first two cells ran at the same time
+    cpus = len(os.sched_getaffinity(0))
+    assert {e["threads"] for e in extras} == {max(1, cpus // 2)}

@@ -122,7 +122,9 @@ def bench(
     if address is not None:
         params["address"] = address
     runner = registries.executors.create(executor, params)
-    threads = _threads_per_worker(workers) if workers > 1 else None
+    # `-E workers=N` parallelises as much as `--workers N`: split the threads for either
+    parallel = getattr(runner, "workers", workers)
+    threads = _threads_per_worker(parallel) if parallel > 1 else None
     no_progress = no_progress or quiet
     store = ResultsStore(db)
     if suite.pretraining:
@@ -136,7 +138,7 @@ def bench(
             run_request(request, registries, device=device, progress=not no_progress, db=db)
     run_one = functools.partial(
         _run_with_host, data_dirs=data_dirs, device=device,
-        progress=not no_progress and workers == 1, work_dir=work_dir_for(db), threads=threads,
+        progress=not no_progress and parallel == 1, work_dir=work_dir_for(db), threads=threads,
     )
     failures = skipped = ran = 0
     start = time.perf_counter()
