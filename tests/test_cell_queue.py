@@ -7,7 +7,7 @@ import os
 import time
 
 from transferlab.harness.cell import Cell, CellResult
-from transferlab.harness.cell_queue import CellQueue, as_queue, workload
+from transferlab.harness.cell_queue import CellQueue, WorkloadTimes, as_queue, workload
 from transferlab.harness.executors import ProcessExecutor, lane_rank
 
 
@@ -102,9 +102,80 @@ def test_lane_rank_prefers_own_features_then_unclaimed_workloads():
     features (the first scale-out measurement: 0.77x with 2 workers)."""
     a, b, c = (Cell(x, "t", "m") for x in "abc")
     rank = lane_rank(workload(b), {workload(a)})
-    assert (rank(b), rank(c), rank(a)) == (0, 1, 2)
+    assert rank(b) < rank(c) < rank(a)
     fresh = lane_rank(None, {workload(a)})
-    assert (fresh(a), fresh(b)) == (2, 1)
+    assert fresh(b) < fresh(a)
+    queue = CellQueue([a, c, b])
+    assert queue.draw(rank) is b and queue.draw(rank) is c and queue.draw(rank) is a
+
+
+def test_lane_rank_starts_the_biggest_free_backbone_first_but_keeps_its_own_before_it():
+    """Bugs caught: the biggest backbone started last, so one worker runs it alone while the
+    other idles (the small suite's last cell ran 4.6 s beside an idle worker), or the size
+    outranking a lane's own features (extracted again elsewhere)."""
+    small, big, own, held = (Cell(x, "t", "m") for x in ("small", "big", "own", "held"))
+    sizes = {"small": 10.0, "big": 1e6, "own": 1.0, "held": 1e9}
+    rank = lane_rank(workload(own), {workload(held)}, size=lambda c: sizes[c.backbone])
+    queue = CellQueue([small, held, big, own])
+    assert [queue.draw(rank) for _ in range(4)] == [own, big, small, held]
+
+
+def test_lane_rank_leaves_only_what_leave_names_and_only_when_another_lane_holds_it():
+    """Bugs caught: a cell left for another lane although no lane holds its features (it
+    would never run), or ``leave`` ignored (the features extracted twice)."""
+    a, b = Cell("a", "t", "m"), Cell("b", "t", "m")
+    rank = lane_rank(None, {workload(a)}, leave=lambda cell: True)
+    assert rank(a) is None and rank(b) is not None
+    assert lane_rank(None, {workload(a)}, leave=lambda cell: False)(a) is not None
+    queue = CellQueue([a, b])
+    assert queue.draw(rank) is b
+    assert queue.draw(rank) is None and queue.remaining == [a] and not queue.exhausted
+    assert queue.count(workload(a)) == 1 and queue.count(workload(b)) == 0
+
+
+def test_workload_times_keep_the_shortest_of_each_kind():
+    """Bug caught: a time disturbed by the other worker (the longest) or the last one
+    overwriting a cleaner measurement."""
+    times = WorkloadTimes()
+    for seconds in (3.0, 2.0, 4.0):
+        times.record("w", seconds, first=True)
+    times.record("w", 0.5, first=False)
+    times.record("w", 0.7, first=False)
+    assert times.first == {"w": 2.0} and times.later == {"w": 0.5}
+    assert times.share("w") == 0.25
+
+
+def test_workload_share_falls_back_to_the_median_of_measured_workloads():
+    """Bugs caught: a workload with only its first cell measured taken as measured (a
+    KeyError or a share of 0), or the fallback not a median."""
+    times = WorkloadTimes()
+    assert times.share("new") is None
+    for group, first, later in (("a", 10.0, 1.0), ("b", 10.0, 3.0), ("c", 10.0, 8.0)):
+        times.record(group, first, first=True)
+        times.record(group, later, first=False)
+    times.record("only-first", 5.0, first=True)
+    assert times.share("new") == 0.3 and times.share("only-first") == 0.3
+    times.record("d", 10.0, first=True)
+    times.record("d", 5.0, first=False)
+    assert times.share("new") == (0.3 + 0.5) / 2  # even count: the mean of the middle two
+    assert times.share("a") == 0.1  # its own, not the median
+    times.record("free", 0.0, first=True)
+    times.record("free", 0.2, first=False)
+    assert times.share("free") == 1.0  # an instant first cell: nothing to save by waiting
+
+
+def test_duplicating_pays_when_the_remaining_cells_outweigh_twice_the_extraction():
+    """The rule ``remaining * share > 2 * (1 - share)``: with a share of 0.2 (first cell 10
+    s, later ones 2 s: extraction 8 s), 8 remaining cells take 16 s alone against 8 + 8
+    shared (not worth it) and 9 take 18 against 17 (worth it). Bugs caught: an inverted or
+    off-by-one comparison, and extraction not subtracted from the first cell's time."""
+    times = WorkloadTimes()
+    times.record("w", 10.0, first=True)
+    times.record("w", 2.0, first=False)
+    assert not times.worth_duplicating("w", 8)
+    assert times.worth_duplicating("w", 9)
+    assert times.worth_duplicating("unmeasured", 1) is False  # the median of w: 0.2
+    assert WorkloadTimes().worth_duplicating("w", 1) is True  # nothing measured at all
 
 
 def _pid_after_a_second(cell: Cell) -> CellResult:
@@ -125,6 +196,43 @@ def test_each_workload_runs_in_one_worker_so_its_features_are_extracted_once():
         pids.setdefault(result.cell.backbone, set()).add(result.extra["pid"])
     assert all(len(p) == 1 for p in pids.values()), pids
     assert len(set().union(*pids.values())) == 2  # both workers worked
+
+
+_EXTRACTED: set[str] = set()
+FIRST_SECONDS = {"big": 2.0, "small": 0.4}
+
+
+def _extract_once_per_process(cell: Cell) -> CellResult:
+    """A feature cell: slow the first time its backbone runs in this process, fast later."""
+    first = cell.backbone not in _EXTRACTED
+    _EXTRACTED.add(cell.backbone)
+    time.sleep(FIRST_SECONDS[cell.backbone] if first else 0.05)
+    return CellResult(cell, "ok", extra={"pid": os.getpid(), "first": first})
+
+
+def _run_two_lanes(reads_features: bool) -> dict[tuple[str, int], dict]:
+    cells = [Cell("big", "t", "m", seed=s) for s in (0, 1)] + [
+        Cell("small", "t", "m", seed=s) for s in (0, 1)]
+    queue = CellQueue(cells, lambda cell: reads_features,
+                      lambda cell: 1e6 if cell.backbone == "big" else 0.0)
+    results = list(ProcessExecutor(2, preload=()).run(queue, _extract_once_per_process))
+    return {(r.cell.backbone, r.cell.seed): r.extra for r in results}
+
+
+def test_a_free_lane_leaves_a_feature_cell_to_the_lane_holding_its_features():
+    """End to end with two real workers. The big backbone starts first (its size); the other
+    lane runs the small one's two cells (0.4 s, then 0.05 s from memory: a share of about
+    0.1) and is free while the big one's first cell runs. By the measured share, extracting
+    the big one's features again for its one remaining cell does not pay, so that cell waits
+    for the lane that holds them and runs from memory. Bugs caught: the second seed
+    extracted again beside the first (the small suite's last backbone, 3.7 s twice), and the
+    wait applied to cells that do not read features (a fine-tuning seed left idle)."""
+    extras = _run_two_lanes(reads_features=True)
+    assert extras["big", 0]["pid"] == extras["big", 1]["pid"]
+    assert extras["big", 1]["first"] is False
+    assert extras["small", 0]["pid"] != extras["big", 0]["pid"]
+    extras = _run_two_lanes(reads_features=False)
+    assert extras["big", 1]["pid"] != extras["big", 0]["pid"]  # ran beside it, at once
 
 
 def test_single_blas_thread_limits_blas_inside_the_block_only():

@@ -477,16 +477,17 @@ def test_run_suite_progress_bar_counts_the_cells_it_runs(tmp_path, registries, m
     suite = parse_suite({"name": "bar", "tasks": ["digits"], "seeds": [0, 1, 2],
                          "backbones": [{"name": "raw:pixels", "params": PIXELS}],
                          "methods": ["ncm"]})
-    store = ResultsStore(tmp_path / "r.sqlite")
-    store.add(_result(validate_cell(suite.cells[0], registries)))  # finished: not counted
-    for progress, disable in ((True, None), (False, True)):
+    for progress, disable in ((True, None), (False, True), (None, None)):
+        store = ResultsStore(tmp_path / f"r{progress}.sqlite")
+        store.add(_result(validate_cell(suite.cells[0], registries)))  # finished: not counted
+        kwargs = {} if progress is None else {"progress": progress}  # default: on
         list(run_suite(suite, registries, store, LocalExecutor(), lambda c: _result(c),
-                       progress=progress))
-        assert bars[-1].kwargs == {"total": 2 if progress else 0, "desc": "suite bar",
-                                   "unit": "cell", "disable": disable}
-    assert bars[0].updates == [1, 1] and bars[1].updates == []
+                       **kwargs))
+        assert bars[-1].kwargs == {"total": 2, "desc": "suite bar", "unit": "cell",
+                                   "disable": disable}
+        assert bars[-1].updates == [1, 1]
     list(run_suite(suite, registries, store, LocalExecutor(), lambda c: _result(c)))
-    assert bars[-1].kwargs["disable"] is None  # progress defaults to on
+    assert len(bars) == 3  # a finished suite resumes without a bar
 
 
 def test_missing_suite_file(tmp_path):
@@ -1031,3 +1032,81 @@ def test_a_language_modelling_task_is_ranked_by_perplexity_lowest_first():
     assert [(r.task, r.method, r.metric) for r in board] == [
         ("corpus:x", "better", "perplexity"), ("corpus:x", "worse", "perplexity"),
         ("digits", "c", "accuracy")]
+
+
+class _HintsSeen:
+    """An executor that records the queue it is given and runs nothing but fakes."""
+
+    def __init__(self) -> None:
+        self.queues: list = []
+
+    def run(self, cells, run_one):
+        self.queues.append(cells)
+        for cell in cells:
+            yield _result(cell)
+
+
+class _ListSink:
+    """A results sink without claims (the plain path of run_suite)."""
+
+    def __init__(self) -> None:
+        self.added: list = []
+
+    def finished(self, cell):
+        return False
+
+    def add(self, result, suite=None):
+        self.added.append(result)
+
+
+@pytest.mark.parametrize("store_kind", ["claims", "plain"])
+def test_run_suite_tells_the_executor_which_cells_read_features_and_how_big_backbones_are(
+        tmp_path, registries, store_kind):
+    """Bugs caught: the process executor left without the hints, so it holds back fine-tuning
+    cells as if they read cached features, or starts the biggest backbone last (either store
+    path: with claims and without)."""
+    from transferlab.harness.cell_queue import CellQueue
+
+    suite = parse_suite({
+        "name": "hints", "tasks": ["digits"], "seeds": [0],
+        "backbones": ["timm:efficientnet_lite0", {"name": "raw:pixels", "params": PIXELS}],
+        "methods": ["linear-probe", "finetune"]})
+    suite.cells[:] = [c for c in suite.cells
+                      if not (c.backbone == "raw:pixels" and c.method == "finetune")]
+    store = ResultsStore(tmp_path / "r.sqlite") if store_kind == "claims" else _ListSink()
+    executor = _HintsSeen()
+    list(run_suite(suite, registries, store, executor, lambda c: _result(c), progress=False))
+    (queue,) = executor.queues
+    assert isinstance(queue, CellQueue)
+    by = {(c.backbone, c.method): c for c in validate_suite_cells(suite, registries)}
+    assert queue.reads_features(by["timm:efficientnet_lite0", "linear-probe"]) is True
+    assert queue.reads_features(by["timm:efficientnet_lite0", "finetune"]) is False
+    assert queue.size(by["timm:efficientnet_lite0", "linear-probe"]) == 4_652_008
+    assert queue.size(by["raw:pixels", "linear-probe"]) == 0
+
+
+def validate_suite_cells(suite, registries):
+    from transferlab.harness.suite import validate_suite
+
+    return validate_suite(suite, registries)
+
+
+def test_reads_features_only_for_feature_method_classes_outside_regimes(registries):
+    """Bugs caught: a weight-training method or a regime cell taken for a feature cell (held
+    back behind another worker), or a plain factory function guessed to be one."""
+    from transferlab.harness.cell import reads_features
+
+    assert reads_features(Cell("raw:pixels", "digits", "linear-probe"), registries) is True
+    assert reads_features(Cell("raw:pixels", "digits", "finetune"), registries) is False
+    assert reads_features(Cell("raw:pixels", "digits", "linear-probe", regime="multi-task",
+                               tasks=("digits",)), registries) is False
+    host = PluginHost()
+    host.load_entry_points()
+
+    class Plugin:
+        @hookimpl
+        def register_methods(self, register):
+            register("by-function", lambda name, **params: None)
+
+    host.add_plugin(Plugin(), "by-function")
+    assert reads_features(Cell("raw:pixels", "digits", "by-function"), host.registries) is False

@@ -181,9 +181,7 @@ def _resolve_precision(cell: Cell, requested: str, registries: Registries,
                        device: str | None) -> str:
     """``requested`` for this cell's backbone on ``device``: for training when the method
     trains weights (or the cell is a regime), else for inference."""
-    factory = registries.methods.get(cell.method).factory
-    training = cell.regime is not None or (isinstance(factory, type) and issubclass(
-        factory, TransferMethod) and factory.needs_module)
+    training = cell.regime is not None or _trains_weights(cell.method, registries)
     return resolve_precision(requested, backbone=cell.backbone, training=training,
                              device=device or likely_device())
 
@@ -209,11 +207,27 @@ def _check_compatible(backbone: str, tasks: Sequence[str], method: str,
             article = "an" if modality[:1] in tuple("aeiou") else "a"
             raise IncompatibleError(f"backbone {backbone!r} reads {reads} but task {task!r} is"
                                     f" {modality}; pick {article} {modality} backbone")
-    factory = registries.methods.get(method).factory
-    if (entry.info.get("has_weights") is False and isinstance(factory, type)
-            and issubclass(factory, TransferMethod) and factory.needs_module):
+    if entry.info.get("has_weights") is False and _trains_weights(method, registries):
         raise IncompatibleError(f"method {method!r} trains weights but {backbone!r} has none;"
                                 " use a feature method such as linear-probe")
+
+
+def _method_class(method: str, registries: Registries) -> type[TransferMethod] | None:
+    """The method's class when it is registered as one (a factory function tells nothing)."""
+    factory = registries.methods.get(method).factory
+    return factory if isinstance(factory, type) and issubclass(factory, TransferMethod) else None
+
+
+def _trains_weights(method: str, registries: Registries) -> bool:
+    factory = _method_class(method, registries)
+    return factory is not None and factory.needs_module
+
+
+def reads_features(cell: Cell, registries: Registries) -> bool:
+    """Whether ``cell`` only reads its backbone's extracted features (a feature method
+    outside a regime), so it runs sooner where those features are already in memory."""
+    factory = _method_class(cell.method, registries)
+    return cell.regime is None and factory is not None and not factory.needs_module
 
 
 def regime_label(regime: str, tasks: tuple[str, ...]) -> str:

@@ -57,8 +57,10 @@ class CellClaims(CellQueue):
     def __init__(self, store: Any, cells: Sequence[Cell], *, lease: float = LEASE_SECONDS,
                  poll: float = POLL_SECONDS, owner: str | None = None,
                  alive: Callable[[str], bool] = owner_alive,
-                 on_skip: Callable[[Cell], Any] | None = None) -> None:
-        super().__init__(cells)
+                 on_skip: Callable[[Cell], Any] | None = None,
+                 reads_features: Callable[[Cell], bool] | None = None,
+                 size: Callable[[Cell], float] | None = None) -> None:
+        super().__init__(cells, reads_features, size)
         self.store = store
         self.lease, self.poll = lease, poll
         self.owner = owner or make_owner()

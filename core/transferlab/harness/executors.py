@@ -7,7 +7,13 @@ Each worker of the process executor is a one-process pool of its own (a lane), k
 the whole suite, so the features a worker extracted stay in its memory for the next cell, and
 the executor chooses which cell each lane runs next: one on the features the lane already
 holds, else one whose backbone no other lane works on (:func:`lane_rank`). Two workers on a
-suite of four backbones x two seeds then extract each backbone's features once, not twice. A
+suite of four backbones x two seeds then extract each backbone's features once, not twice.
+Among workloads no lane holds, the biggest backbone (by its registered parameter count)
+starts first, so the longest cell does not start last while the other lanes run dry. When
+only cells on another lane's features are left, a free lane leaves a feature method's
+cell to that lane unless extracting the features again pays off by the times measured so far
+(:class:`~transferlab.harness.cell_queue.WorkloadTimes`): the last backbone's second seed
+then runs from memory in a fraction of a second instead of a full extraction beside it. A
 lane whose worker dies (segfault, ``os._exit``, the OOM killer) was running exactly one cell:
 that cell is recorded as crashed, and the lane starts a fresh worker for its next cell.
 """
@@ -19,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from transferlab.harness.cell_queue import Rank, as_queue, workload
+from transferlab.harness.cell_queue import Rank, WorkloadTimes, as_queue, workload
 from transferlab.hookspecs import hookimpl
 from transferlab.params import Param
 
@@ -41,15 +47,22 @@ class LocalExecutor:
             yield run_one(cell)
 
 
-def lane_rank(mine: str | None, others: set[str]) -> Rank:
-    """How a lane that last ran workload ``mine`` ranks a cell: 0 for the same workload (its
-    features are in the lane's memory), 1 for one no other lane holds, 2 for the rest."""
+def lane_rank(mine: str | None, others: set[str],
+              leave: Callable[[Cell], bool] | None = None,
+              size: Callable[[Cell], float] | None = None) -> Rank:
+    """How a lane that last ran workload ``mine`` ranks a cell: first the same workload (its
+    features are in the lane's memory), then those no other lane holds, the biggest by
+    ``size`` first (so no big backbone starts last while the other lanes run out of work),
+    then the rest; None (not now) for those of the rest that ``leave`` says to leave to the
+    lane holding their workload."""
 
-    def rank(cell: Cell) -> int:
+    def rank(cell: Cell) -> tuple[float, float] | None:
         group = workload(cell)
         if group == mine:
-            return 0
-        return 2 if group in others else 1
+            return (0, 0.0)
+        if group not in others:
+            return (1, -size(cell) if size is not None else 0.0)
+        return None if leave is not None and leave(cell) else (2, 0.0)
 
     return rank
 
@@ -63,13 +76,18 @@ class _Lane:
         self.future: futures.Future[CellResult] | None = None
         self.cell: Cell | None = None
         self.workload: str | None = None
+        self.first = True  # whether the running cell is the lane's first on its workload
+        self.started = 0.0
 
     def start(self, cell: Cell, run_one: Callable[[Cell], CellResult]) -> None:
         if self.pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(1, mp_context=self.context)
-        self.cell, self.workload = cell, workload(cell)
+        group = workload(cell)
+        self.first = group != self.workload
+        self.cell, self.workload = cell, group
+        self.started = time.perf_counter()
         self.future = self.pool.submit(run_one, cell)
 
     def collect(self) -> CellResult:
@@ -125,13 +143,22 @@ class ProcessExecutor:
         queue = as_queue(cells)
         context = self._context()
         lanes = [_Lane(context) for _ in range(self.workers)]
+        times = WorkloadTimes()
+
+        def leave(cell: Cell) -> bool:
+            """Leave a feature cell to the lane holding its features: see the module's doc."""
+            group = workload(cell)
+            return queue.reads_features(cell) and not times.worth_duplicating(
+                group, queue.count(group))
+
         try:
             while True:
                 for lane in lanes:
                     if lane.future is None and not queue.exhausted:
                         others = {other.workload for other in lanes
                                   if other is not lane and other.workload is not None}
-                        cell = queue.draw(lane_rank(lane.workload, others))
+                        cell = queue.draw(lane_rank(lane.workload, others, leave,
+                                                     queue.size))
                         if cell is not None:
                             lane.start(cell, run_one)
                 busy = {lane.future: lane for lane in lanes if lane.future is not None}
@@ -144,7 +171,13 @@ class ProcessExecutor:
                 done, _ = futures.wait(busy, timeout=queue.poll if idle else None,
                                        return_when=futures.FIRST_COMPLETED)
                 for future in done:
-                    yield busy[future].collect()
+                    lane = busy[future]
+                    group, first = lane.workload, lane.first
+                    seconds = time.perf_counter() - lane.started
+                    result = lane.collect()
+                    if result.status == "ok" and group is not None:
+                        times.record(group, seconds, first=first)
+                    yield result
         finally:
             for lane in lanes:
                 lane.close()

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from transferlab.errors import DataError, TransferlabError
-from transferlab.harness.cell import Cell, CellResult, validate_cell
+from transferlab.harness.cell import Cell, CellResult, reads_features, validate_cell
+from transferlab.harness.cell_queue import CellQueue
 from transferlab.harness.validation import SEED_RANGE, check_seed
 from transferlab.registry import Registries
 
@@ -375,8 +376,6 @@ def run_suite(
     (:class:`~transferlab.harness.claims.CellClaims`): the executor draws cells lazily and
     each is claimed as it is drawn.
     """
-    from tqdm.auto import tqdm
-
     cells = validate_suite(suite, registries, device=device)
     todo = []
     for cell in cells:
@@ -384,11 +383,22 @@ def run_suite(
             yield None, cell
         else:
             todo.append(cell)
+    if not todo:  # a finished suite resumes without loading the progress bar's modules
+        return
+    from tqdm.auto import tqdm
+
+    def features_cell(cell: Cell) -> bool:
+        return reads_features(cell, registries)
+
+    def backbone_size(cell: Cell) -> float:
+        count = registries.backbones.get(cell.backbone).info.get("params_count")
+        return float(count) if isinstance(count, int | float) else 0.0
+
     failures = 0
     with tqdm(total=len(todo), desc=f"suite {suite.name}", unit="cell",
               disable=None if progress else True) as bar:
         if not hasattr(store, "claim"):
-            for result in executor.run(todo, run_one):
+            for result in executor.run(CellQueue(todo, features_cell, backbone_size), run_one):
                 store.add(result, suite=suite.name)
                 bar.update(1)
                 yield result, result.cell
@@ -396,7 +406,8 @@ def run_suite(
         from transferlab.harness.claims import CellClaims
 
         skipped: list[Cell] = []
-        claims = CellClaims(store, todo, on_skip=skipped.append)
+        claims = CellClaims(store, todo, on_skip=skipped.append, reads_features=features_cell,
+                            size=backbone_size)
         with claims.heartbeat():
             for result in executor.run(claims, run_one):
                 store.add(result, suite=suite.name)
