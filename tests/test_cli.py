@@ -36,15 +36,63 @@ HEAVY = ("torch", "sklearn", "scipy", "timm", "transformers", "sentence_transfor
 def test_instant_commands_import_no_heavy_library(argv):
     """Bug caught: a module-level import in a command or a plugin's registration module that
     makes `--help`, `list` or `plugins` pay seconds (sklearn alone took 0.55 s of 0.77)."""
-    code = ("import sys, io, contextlib\n"
+    code = ("import atexit, sys, io, contextlib\n"
             "from transferlab.cli import main\n"
+            f"atexit.register(lambda: print(sorted(m for m in {HEAVY!r} if m in sys.modules),"
+            " file=sys.__stdout__, flush=True))\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n"
-            f"        main({argv!r})\n"
-            "    except SystemExit as exit:\n"
-            "        assert exit.code in (0, None), exit.code\n"
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    assert fresh_interpreter(code) == "[]"
+            f"    main({argv!r})\n")
+    assert fresh_interpreter(code) == "[]"  # and the exit status was 0
+
+
+EXIT_PROBE = """
+import atexit, sys, threading, time, weakref
+from transferlab.cli import exit_without_teardown
+
+class Folder:
+    pass
+
+folder = Folder()
+weakref.finalize(folder, print, "finalizer ran", flush=True)
+atexit.register(print, "atexit ran", flush=True)
+threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished"))).start()
+sys.stdout.write("unflushed output")
+exit_without_teardown(CODE)
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize(("code", "status"), [(0, 0), (None, 0), (3, 3), ("'bad input'", 1)])
+def test_exit_without_teardown_keeps_what_a_normal_exit_guarantees(code, status):
+    """Bugs caught: the fast exit losing unflushed output, skipping atexit handlers (temporary
+    folders, multiprocessing's clean-up), killing a thread that still works, or changing the
+    exit status (a failed command reported as success)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXIT_PROBE.replace("CODE", str(code))],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == status
+    assert done.stdout.startswith("unflushed output")
+    for line in ("thread finished", "atexit ran", "finalizer ran"):
+        assert line in done.stdout
+    assert "not reached" not in done.stdout
+    assert ("bad input" in done.stderr) == (status == 1)
+
+
+def test_the_console_script_exits_with_the_commands_status(tmp_path):
+    """Bug caught: main's fast exit turning a failed command's status into 0 (scripts and CI
+    would take a failure for success) or a success into an error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = str(Path(sys.executable).with_name("transferlab"))
+    ok = subprocess.run([script, "list", "tasks", "digits"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "digits" in ok.stdout
+    bad = subprocess.run([script, "run", "-b", "nope:x", "-t", "digits", "-m", "linear-probe",
+                          "--db", str(tmp_path / "r.sqlite")], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
 
 
 def test_list_with_pattern_and_json(runner):
