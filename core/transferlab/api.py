@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import numpy as np
-
 from transferlab.errors import DataError, IncompatibleError
 from transferlab.params import Param, resolve_params
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from transferlab.registry import Registries
@@ -51,6 +50,8 @@ class Split:
     labels: np.ndarray
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if len(self.inputs) != len(self.labels):
             raise DataError(
@@ -115,6 +116,8 @@ class Task(abc.ABC):
         something cheaper (file names, sizes and times)."""
         import hashlib
 
+        import numpy as np
+
         digest = hashlib.sha256(self.name.encode())
         for split_name in self.split_names():
             data = self.split(split_name)
@@ -135,6 +138,8 @@ class Task(abc.ABC):
 
 def _input_bytes(item: Any) -> bytes:
     """Bytes that identify one input (array contents, text, or a path's spelling)."""
+    import numpy as np
+
     if isinstance(item, np.ndarray):
         header = f"{item.dtype.str}{item.shape}".encode()
         return header + np.ascontiguousarray(item).tobytes()
@@ -233,6 +238,8 @@ class Backbone(abc.ABC):
         progress: Callable[[int], None] | None = None, device: str = "cpu",
     ) -> np.ndarray:
         """Frozen features for ``inputs`` as a float32 ``[N, D]`` array, in batches."""
+        import numpy as np
+
         batch_size = batch_size or self.default_batch_size
         chunks: list[np.ndarray] = []
         for start in range(0, len(inputs), batch_size):
@@ -494,6 +501,8 @@ class TransferabilityScore(abc.ABC):
         """The score of ``features`` (``[N, D]``) for integer ``labels`` (``[N]``);
         ``source_probabilities`` (``[N, C_source]``, rows summing to 1) when the score needs
         them. Raises :class:`DataError` or :class:`IncompatibleError` on bad input."""
+        import numpy as np
+
         feats, labs, probs = _check_score_inputs(
             self.name, features, labels, source_probabilities, self.needs_source_probabilities)
         value = float(self.compute(feats, labs, probs))
@@ -515,6 +524,8 @@ def _check_score_inputs(
     name: str, features: Any, labels: Any, probs: Any, needs_probs: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validated float64 features, int64 labels and (when needed) float64 probabilities."""
+    import numpy as np
+
     if hasattr(features, "tocsr"):
         raise DataError(f"score {name!r} needs dense features, got a sparse matrix; pass"
                         " features.toarray() (or reduce its width first)")
@@ -576,6 +587,8 @@ class FeatureSource(Protocol):
 def extract_features(backbone: Backbone, task: Task, split: str, ctx: RunContext) -> Any:
     """Encode one split with a progress bar; NaN or infinite values are a
     :class:`DataError` naming the backbone and the split (every feature source uses this)."""
+    import numpy as np
+
     data = task.split(split)
     with ctx.progress_bar(len(data), f"features {task.name}/{split}") as update:
         feats = backbone.encode(data.inputs, progress=update, device=ctx.device)
@@ -617,11 +630,15 @@ class RunContext:
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A numpy generator derived from the cell seed (same seed, same stream)."""
+        import numpy as np
+
         return np.random.default_rng([self.seed, salt])
 
     def seed_everything(self) -> None:
         """Seed python, numpy and torch (when installed) from the cell seed."""
         import random
+
+        import numpy as np
 
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)

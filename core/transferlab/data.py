@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from transferlab.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -14,6 +12,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 def load_image(item: Any) -> Any:
     """Return an RGB ``PIL.Image`` from a path, a ``HxW``/``HxWxC`` uint8 array or an image."""
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(item, Image.Image):

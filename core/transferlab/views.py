@@ -16,14 +16,15 @@ studies, seeded demos and continual-learning splits all build on this one module
 from __future__ import annotations
 
 import hashlib
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Split, Task
 from transferlab.errors import DataError, ParamError
 from transferlab.params import Param, resolve_params
 from transferlab.settings import Setting, parse_setting
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["VIEW_PARAMS", "TaskView", "create_task", "validate_task"]
 
@@ -105,6 +106,8 @@ class TaskView(Task):
         return self.base.split_names()
 
     def _load_split(self, split: str) -> Split:
+        import numpy as np
+
         data = self.base.split(split)
         index = np.arange(len(data))
         labels = data.labels
@@ -123,6 +126,8 @@ class TaskView(Task):
         return Split(inputs, kept_labels)
 
     def _subsample(self, index: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         rng = np.random.default_rng([self.seed, 0x7669])  # "vi": streams apart from cells
         chosen: list[np.ndarray] = []
         for label in np.unique(labels[index]):
@@ -162,6 +167,8 @@ def _resolve_classes(spec: str, base: Task) -> list[int]:
 
 
 def _take(inputs: Any, index: np.ndarray) -> Any:
+    import numpy as np
+
     if isinstance(inputs, np.ndarray):
         return inputs[index]
     return [inputs[int(i)] for i in index]

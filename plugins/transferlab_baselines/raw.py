@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Backbone, Task
 from transferlab.data import load_image
 from transferlab.errors import DataError, IncompatibleError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class RawBackbone(Backbone):
@@ -42,6 +43,7 @@ class RawPixels(RawBackbone):
         return f"raw-pixels-v1-{self.size}-{int(self.grayscale)}"
 
     def preprocess(self, inputs: Sequence[Any]) -> np.ndarray:
+        import numpy as np
         from PIL import Image
 
         rows = []
@@ -62,6 +64,7 @@ class RawTfidf(RawBackbone):
     modality = "text"
 
     def __init__(self, name: str, *, max_features: int, ngram_max: int, min_df: int) -> None:
+        import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.name = name

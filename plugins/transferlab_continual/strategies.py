@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from transferlab.api import Objective, Split
 from transferlab.params import Param
 from transferlab.regimes.strategy import (
@@ -130,6 +128,7 @@ def empirical_fisher(state: StreamState, experience: Experience, samples: int
     """Diagonal empirical Fisher of the trainable weights: the mean over ``samples`` training
     examples (seeded choice) of the squared gradient of each example's masked
     log-likelihood of its true label."""
+    import numpy as np
     import torch
     from torch.nn import functional as F
 
@@ -224,6 +223,8 @@ class Replay(ContinualStrategy):
         return concatenate([experience.train, *memory])
 
     def after_experience(self, experience: Experience, state: StreamState) -> None:
+        import numpy as np
+
         rng = np.random.default_rng([state.ctx.seed, 131, experience.index])
         size = len(experience.train)
         self.stored[experience.index] = [int(i) for i in rng.permutation(size)]

@@ -15,14 +15,15 @@ functions so that loading the plugin stays cheap.
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Backbone, RunContext, Task, TransferMethod
 from transferlab.params import Param
 from transferlab_feature.common import is_sparse, labeled_features
 from transferlab_feature.predictor import FeaturePredictor
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PREDICT_BATCH = 4096
 
@@ -36,6 +37,8 @@ class TorchHead:
 
     def transform(self, features: Any) -> np.ndarray:
         """Dense float32 rows, standardised with the training statistics when fitted so."""
+        import numpy as np
+
         x = features.toarray() if is_sparse(features) else np.array(features, np.float32)
         if self.mean is not None:
             x = (x - self.mean) / self.scale
@@ -94,6 +97,7 @@ class Adapter(TransferMethod):
     )
 
     def fit(self, backbone: Backbone, task: Task, ctx: RunContext) -> FeaturePredictor:
+        import numpy as np
         import torch
         from torch import nn
 
@@ -131,6 +135,7 @@ def train_head(
 ) -> dict[str, Any]:
     """Minibatch AdamW on feature rows, early stopping on validation (the loop's
     :class:`EarlyStopping`, best weights restored)."""
+    import numpy as np
     import torch
     from torch.nn import functional
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Backbone, RunContext, Task
 from transferlab.errors import IncompatibleError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def labeled_features(
@@ -23,6 +24,8 @@ def is_sparse(features: Any) -> bool:
 
 def require_dense(features: Any, method: str, backbone: Backbone) -> np.ndarray:
     """The features as a float32 array; sparse ones (raw:tfidf) are refused with the fix."""
+    import numpy as np
+
     if is_sparse(features):
         raise IncompatibleError(
             f"method {method!r} needs dense features but {backbone.name!r} gives sparse ones;"

@@ -12,7 +12,7 @@ as there is nothing to align to.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from transferlab.api import Backbone, RunContext, Task, TransferMethod
 from transferlab.params import Param
@@ -20,9 +20,14 @@ from transferlab_feature.common import require_dense
 from transferlab_feature.linear_probe import fit_logistic
 from transferlab_feature.predictor import FeaturePredictor
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def _sym_power(matrix: np.ndarray, power: float) -> np.ndarray:
     """``matrix ** power`` for a symmetric positive-definite matrix (eigendecomposition)."""
+    import numpy as np
+
     values, vectors = np.linalg.eigh(matrix)
     values = np.clip(values, 1e-12, None)
     return (vectors * values**power) @ vectors.T
@@ -30,6 +35,8 @@ def _sym_power(matrix: np.ndarray, power: float) -> np.ndarray:
 
 def coral_map(source: np.ndarray, target: np.ndarray, reg: float) -> np.ndarray:
     """The ``D x D`` matrix ``(Cs + reg I)^-1/2 (Ct + reg I)^1/2``."""
+    import numpy as np
+
     eye = np.eye(source.shape[1])
     cs = np.cov(source, rowvar=False) + reg * eye
     ct = np.cov(target, rowvar=False) + reg * eye
@@ -42,6 +49,8 @@ def coral_align(
 ) -> np.ndarray:
     """Source features re-coloured with the target's covariance (float32); ``diagonal``
     matches per-feature variances only."""
+    import numpy as np
+
     xs = np.asarray(source, np.float64)
     xt = np.asarray(target, np.float64)
     if diagonal:
@@ -54,6 +63,8 @@ def coral_align(
 def _shift(xs: np.ndarray, mapped: np.ndarray, xt: np.ndarray, align_means: bool,
            apply: object) -> np.ndarray:
     """``mapped`` moved so its mean is the target's (when ``align_means``), as float32."""
+    import numpy as np
+
     if align_means:
         mapped = mapped - apply(xs.mean(axis=0)) + xt.mean(axis=0)  # type: ignore[operator]
     return mapped.astype(np.float32)

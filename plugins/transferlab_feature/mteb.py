@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Backbone, Predictor, RunContext, Task
 from transferlab.threads import single_blas_thread
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MTEB_MAX_ITER = 100
 MTEB_CLASSIFIER_SEED = 42
@@ -34,6 +35,8 @@ def mteb_undersample(
     labels: np.ndarray, k: int, n_experiments: int, seed: int = 42
 ) -> list[np.ndarray]:
     """Training indices of each experiment, exactly as mteb's ``_undersample_data`` picks them."""
+    import numpy as np
+
     labels = np.asarray(labels)
     idxs = np.arange(len(labels))
     picks = []
@@ -52,6 +55,8 @@ def mteb_undersample(
 
 def clamped_labels(labels: np.ndarray, k: int) -> dict[int, int]:
     """Labels with fewer than ``k`` training examples -> how many they have."""
+    import numpy as np
+
     values, counts = np.unique(np.asarray(labels), return_counts=True)
     return {int(v): int(c) for v, c in zip(values, counts, strict=True) if c < k}
 

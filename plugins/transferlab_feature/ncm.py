@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Backbone, RunContext, Task, TransferMethod
 from transferlab.params import Param
 from transferlab_feature.common import l2_normalize, labeled_features
 from transferlab_feature.predictor import FeaturePredictor
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class PrototypeClassifier:
@@ -24,6 +25,8 @@ class PrototypeClassifier:
         self.metric = metric
 
     def fit(self, features: Any, labels: np.ndarray) -> PrototypeClassifier:
+        import numpy as np
+
         x = l2_normalize(features) if self.metric == "cosine" else features
         self.classes_ = np.unique(labels)
         rows = [np.asarray(x[labels == c].mean(axis=0)).reshape(-1) for c in self.classes_]
@@ -34,6 +37,8 @@ class PrototypeClassifier:
         return self
 
     def predict(self, features: Any) -> np.ndarray:
+        import numpy as np
+
         if self.metric == "cosine":
             scores = np.asarray(l2_normalize(features) @ self.prototypes_.T)
         else:  # argmin |x - p|^2 = argmax 2 x.p - |p|^2 (|x|^2 is the same for every p)

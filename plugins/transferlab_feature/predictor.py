@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.api import Backbone, Predictor, RunContext, Task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class FeaturePredictor(Predictor):

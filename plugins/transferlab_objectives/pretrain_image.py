@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +30,7 @@ PROJECTION_DIM = 128  # SimCLR's projection output (Chen et al. 2020, appendix B
 
 def load_images(inputs: Sequence[Any], size: int) -> torch.Tensor:
     """Images (paths, arrays, PIL) as a uint8 tensor ``[N, 3, size, size]``."""
+    import numpy as np
     from PIL import Image
 
     from transferlab.data import load_image

@@ -16,14 +16,15 @@ import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from transferlab.api import Backbone, Budget, Predictor, RunContext, Task, TransferMethod
 from transferlab.errors import IncompatibleError
 from transferlab.params import Param
 from transferlab.pretraining.data import UnlabeledData
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _clm(ctx: RunContext) -> Any:

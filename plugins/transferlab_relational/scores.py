@@ -41,10 +41,13 @@ transfer. The array functions (:func:`logme`, :func:`leep`, :func:`nce`, :func:`
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from transferlab.api import TransferabilityScore
 from transferlab.params import Param
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "SCORES", "HScore", "Leep", "LogME", "Nce", "ShrinkageHScore", "h_score", "leep", "logme",
@@ -61,6 +64,8 @@ LOGME_RANK_CUTOFF = 1e-10  # singular values at or below it count as zero (when 
 def _singular(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left singular vectors and singular values of ``features``, truncated to its rank when
     N > D as the release does (its ``truncated_svd``)."""
+    import numpy as np
+
     n, d = features.shape
     u, s, _ = np.linalg.svd(features, full_matrices=False)
     if n > d:
@@ -73,6 +78,8 @@ def _logme_evidence(u: np.ndarray, sigma: np.ndarray, y: np.ndarray, d: int, tol
                     max_iter: int) -> float:
     """Maximum log evidence per example of the regression of ``y`` on the features whose
     SVD gave ``u`` and the squared singular values ``sigma``."""
+    import numpy as np
+
     n = len(y)
     x2 = (u.T @ y) ** 2  # y in the singular basis
     outside = float(y @ y - x2.sum())  # the part of y outside the features' span
@@ -98,6 +105,8 @@ def logme(features: np.ndarray, labels: np.ndarray, *, tol: float = 1e-3,
     """LogME of ``features`` ``[N, D]`` for integer ``labels``: the mean over the classes of
     the maximised log evidence per example (You et al. 2021; the authors' fixed-point
     release, see the module docstring)."""
+    import numpy as np
+
     f = np.asarray(features, dtype=np.float64)
     u, s = _singular(f)
     sigma = s**2
@@ -109,6 +118,8 @@ def logme(features: np.ndarray, labels: np.ndarray, *, tol: float = 1e-3,
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     out = np.zeros((len(labels), int(labels.max()) + 1))
     out[np.arange(len(labels)), labels] = 1.0
     return out
@@ -117,6 +128,8 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
 def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:
     """LEEP (Nguyen et al. 2020): mean log-probability of the true label under the expected
     empirical predictor built from the source probabilities ``theta`` ``[N, C_source]``."""
+    import numpy as np
+
     theta = np.asarray(source_probabilities, dtype=np.float64)
     joint = _one_hot(labels).T @ theta / len(labels)  # P(y, z), [C_target, C_source]
     p_z = joint.sum(axis=0, keepdims=True)
@@ -128,6 +141,8 @@ def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 def nce(source_labels: np.ndarray, labels: np.ndarray) -> float:
     """NCE (Tran et al. 2019): ``-H(Y | Z)`` in nats for source labels ``Z`` (integers)."""
+    import numpy as np
+
     z = np.asarray(source_labels, dtype=np.int64)
     joint = np.zeros((int(labels.max()) + 1, int(z.max()) + 1))
     np.add.at(joint, (labels, z), 1.0)
@@ -140,6 +155,8 @@ def nce(source_labels: np.ndarray, labels: np.ndarray) -> float:
 
 def _class_means(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Each row replaced by the mean of its class: ``E[f | y]`` per example."""
+    import numpy as np
+
     g = np.zeros_like(features)
     for c in np.unique(labels):
         rows = labels == c
@@ -148,11 +165,15 @@ def _class_means(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _cov(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return np.atleast_2d(np.cov(x, rowvar=False))
 
 
 def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     """H-score (Bao et al. 2019): ``tr(cov(f)^+ cov(E[f | y]))``."""
+    import numpy as np
+
     f = np.asarray(features, dtype=np.float64)
     cov_g = _cov(_class_means(f, labels))
     return float(np.trace(np.linalg.pinv(_cov(f), rcond=1e-15) @ cov_g))
@@ -161,6 +182,7 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
 def shrinkage_h_score(features: np.ndarray, labels: np.ndarray) -> float:
     """Shrinkage H-score (Ibrahim et al. 2022): ``tr(cov_a(f)^+ (1 - a) cov(E[f | y]))``
     with the Ledoit-Wolf estimate ``cov_a`` and shrinkage ``a``."""
+    import numpy as np
     from sklearn.covariance import LedoitWolf
 
     f = np.asarray(features, dtype=np.float64)
@@ -212,6 +234,8 @@ class Nce(TransferabilityScore):
 
     def compute(self, features: np.ndarray, labels: np.ndarray,
                 source_probabilities: np.ndarray | None) -> float:
+        import numpy as np
+
         assert source_probabilities is not None  # checked by score()
         return nce(np.argmax(source_probabilities, axis=1), labels)
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from transferlab.api import Split, Task
 from transferlab.errors import DataError
 
@@ -40,6 +38,8 @@ class CorpusTask(Task):
         return list(SPLITS)
 
     def _load_split(self, split: str) -> Split:
+        import numpy as np
+
         from transferlab.pretraining.data import split_contiguous
 
         try:

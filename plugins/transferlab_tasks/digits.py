@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from transferlab.api import Split, Task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TEST_FRACTION = 0.25
 SPLIT_SEED = 0
@@ -19,6 +22,7 @@ class DigitsTask(Task):
     modality = "image"
 
     def __init__(self, name: str = "digits") -> None:
+
         super().__init__(name)
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
@@ -30,6 +34,8 @@ class DigitsTask(Task):
         return ["train", "test"]
 
     def _load_split(self, split: str) -> Split:
+        import numpy as np
+
         if self._arrays is None:
             from sklearn.datasets import load_digits
             from sklearn.model_selection import train_test_split

@@ -11,8 +11,6 @@ import csv
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from transferlab.api import Split, Task
 from transferlab.data import IMAGE_SUFFIXES
 from transferlab.errors import DataError
@@ -65,6 +63,8 @@ class FolderTask(Task):
         return self._labels
 
     def _load_split(self, split: str) -> Split:
+        import numpy as np
+
         inputs, labels = self._read(split)
         index = {name: i for i, name in enumerate(self.label_names)}
         unseen = sorted(set(labels) - set(index))

@@ -13,13 +13,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from transferlab.api import Backbone
 from transferlab.errors import DataError, ParamError
 from transferlab_text.names import ParsedName, parse_name
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch import nn
 
@@ -79,6 +78,8 @@ class TextBackbone(Backbone):
     ) -> np.ndarray:
         """Frozen features in input order, computed in batches of similar length (as
         sentence-transformers does) so little time goes into padding."""
+        import numpy as np
+
         texts = as_texts(inputs, self.name)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batch_size = batch_size or self.default_batch_size

@@ -54,8 +54,6 @@ class ContinualRow:
 def continual_board(rows: Iterable[dict[str, Any]]) -> list[ContinualRow]:
     """Continual results (latest per cell) grouped over seeds, best average accuracy first
     within each (stream, scenario)."""
-    import numpy as np
-
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["status"] == "ok" and str(row.get("regime") or "").startswith("continual"):
@@ -66,6 +64,10 @@ def continual_board(rows: Iterable[dict[str, Any]]) -> list[ContinualRow]:
         params = ",".join(f"{k}={v}" for k, v in sorted(row["params"].items()))
         groups[(row["backbone"], row["task"], extra["scenario"], extra["strategy"],
                 row["method"], params)].append(row)
+    if not groups:  # the common case: a suite without continual cells needs no numpy
+        return []
+    import numpy as np
+
     board = []
     for (backbone, stream, scenario, strategy, method, _), members in groups.items():
         figures = {}

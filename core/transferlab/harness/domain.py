@@ -8,8 +8,6 @@ ordinary cells on that task through the feature store.
 
 from __future__ import annotations
 
-import numpy as np
-
 from transferlab.api import Split, Task
 from transferlab.errors import IncompatibleError
 
@@ -51,6 +49,8 @@ class UnlabeledTarget(Task):
         return self.target.split_names()
 
     def _load_split(self, split: str) -> Split:
+        import numpy as np
+
         inputs = self.target.split(split).inputs
         return Split(inputs, np.full(len(inputs), HIDDEN_LABEL, dtype=np.int64))
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from transferlab.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ContinualScores", "continual_scores"]
 
@@ -50,6 +51,8 @@ class ContinualScores:
 
 
 def _matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    import numpy as np
+
     matrix = np.asarray(rows, dtype=float)
     if matrix.ndim != 2 or matrix.size == 0:
         raise DataError(f"an accuracy matrix must be a non-empty 2-d table, got shape"
@@ -66,6 +69,8 @@ def continual_scores(matrix: Sequence[Sequence[float]],
                      reference: Sequence[float] | None = None) -> ContinualScores:
     """Average accuracy, forgetting, BWT and forward transfer of ``matrix``; forward transfer
     needs ``reference`` (one accuracy per experience of the untrained model)."""
+    import numpy as np
+
     r = _matrix(matrix)
     rows, columns = r.shape
     final = r[-1]
