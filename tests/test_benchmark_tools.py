@@ -33,15 +33,35 @@ def test_the_verdict_says_when_figures_are_not_results(monkeypatch):
     assert "0.40 CPUs" in busy.verdict() and "(2 CPUs, 20.0%)" in busy.verdict()
 
 
-def test_docs_are_written_between_the_marks_only(tmp_path, monkeypatch):
+def _block(script: str, text: str) -> str:
+    return f"\n`python benchmarks/{script} --x 1` (3 s, today):\n\n```text\n{text}\n```"
+
+
+def test_docs_are_written_between_the_marks_only_and_keep_the_blocks_not_rerun(
+        tmp_path, monkeypatch):
+    """Bugs caught: text outside the marks touched, ``--only`` dropping the other benchmarks'
+    blocks (the whole section was rewritten with the re-run ones), or blocks out of order."""
     doc = tmp_path / "results.md"
-    doc.write_text(f"# R\nkeep\n{run_all.BEGIN}\nold\n{run_all.END}\ntail\n")
+    old = _block("scaleout.py", "old scale") + "\n" + _block("cli_startup.py", "old cli")
+    doc.write_text(f"# R\nkeep\n{run_all.BEGIN}\n_head_\n{old}\n{run_all.END}\ntail\n")
     monkeypatch.setattr(run_all, "RESULTS", doc)
-    run_all.write_docs(f"{run_all.BEGIN}\nnew\n{run_all.END}")
-    assert doc.read_text() == f"# R\nkeep\n{run_all.BEGIN}\nnew\n{run_all.END}\ntail\n"
+    run_all.write_docs({"scaleout.py": _block("scaleout.py", "new scale")})
+    text = doc.read_text()
+    assert text.startswith(f"# R\nkeep\n{run_all.BEGIN}\n") and text.endswith(
+        f"{run_all.END}\ntail\n")
+    assert "old scale" not in text and "new scale" in text and "old cli" in text
+    assert text.index("old cli") < text.index("new scale")  # cli_startup comes first
+    assert "_head_" not in text and text.count(run_all.BEGIN) == 1
     doc.write_text("# no marks\n")
     with pytest.raises(SystemExit, match="no <!-- speed:begin -->"):
-        run_all.write_docs("x")
+        run_all.write_docs({})
+
+
+def test_blocks_split_a_section_by_script():
+    body = "_head_\n" + _block("a.py", "1") + "\n" + _block("b.py", "2\n3")
+    found = run_all.blocks(body)
+    assert list(found) == ["a.py", "b.py"]
+    assert found["b.py"].endswith("2\n3\n```") and "1" not in found["b.py"]
 
 
 def test_a_disturbed_run_refuses_to_write_the_docs(tmp_path, monkeypatch, capsys):
