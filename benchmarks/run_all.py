@@ -60,7 +60,7 @@ BLOCK = re.compile(r"\n`python benchmarks/(\S+?\.py)")
 def blocks(text: str) -> dict[str, str]:
     """The blocks of a speed section's body, by script name, in their order."""
     found = list(BLOCK.finditer(text))
-    ends = [m.start() for m in found[1:]] + [len(text)]
+    ends = [m.start() for m in found[1:]] + [len(text)] * bool(found)
     return {m.group(1): text[m.start():end].rstrip("\n") for m, end in zip(found, ends,
                                                                              strict=True)}
 

@@ -61,7 +61,8 @@ def test_blocks_split_a_section_by_script():
     body = "_head_\n" + _block("a.py", "1") + "\n" + _block("b.py", "2\n3")
     found = run_all.blocks(body)
     assert list(found) == ["a.py", "b.py"]
-    assert found["b.py"].endswith("2\n3\n```") and "1" not in found["b.py"]
+    assert found["b.py"].endswith("2\n3\n```") and "\n1\n" not in found["b.py"]
+    assert run_all.blocks("_head_ only\n") == {}
 
 
 def test_a_disturbed_run_refuses_to_write_the_docs(tmp_path, monkeypatch, capsys):
