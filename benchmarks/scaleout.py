@@ -81,6 +81,11 @@ def measure(name: str, text: str, folder: Path, repeats: int) -> None:
           f" (1 process worker {best[1]:.1f} s: {best[1] / best[2]:.2f}x); resuming the"
           f" finished suite {best[3]:.2f} s = {100 * best[3] / best[0]:.1f}% of running it"
           f" (best of {repeats})")
+    if repeats > 1:  # single runs on a virtual machine vary: show every one
+        runs = ", ".join(f"{a:.1f}/{b:.1f} s = {a / b:.2f}x" for a, b in zip(one, two,
+                                                                            strict=True))
+        print(f"  every run, 1 worker/2 workers: {runs}; resuming:"
+              f" {', '.join(f'{r:.2f}' for r in resume)} s")
 
 
 def main() -> None:
