@@ -84,6 +84,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     # scale-out and precision (issues 14 and 15)
     "intervals": ("transferlab/harness/intervals.py", ("test_intervals.py",)),
     "cell_queue": ("transferlab/harness/cell_queue.py", ("test_cell_queue.py",)),
+    "executors": ("transferlab/harness/executors.py", ("test_cell_queue.py",
+                                                       "test_executors.py")),
     "precision": ("transferlab/precision.py", ("test_precision.py",)),
 }
 
