@@ -133,6 +133,17 @@ def test_lane_rank_leaves_only_what_leave_names_and_only_when_another_lane_holds
     assert queue.count(workload(a)) == 1 and queue.count(workload(b)) == 0
 
 
+def test_a_queue_without_hints_holds_no_cell_back_and_sizes_all_alike():
+    """Bugs caught: a queue built without hints (a third-party executor's, or a plain list)
+    taking every cell for a feature cell (a worker left idle behind another), or a size
+    hint ignored or lost."""
+    cell = Cell("b", "t", "m")
+    bare = CellQueue([cell])
+    assert bare.reads_features(cell) is False and bare.size(cell) == 0.0
+    hinted = CellQueue([cell], lambda c: True, lambda c: 5.0)
+    assert hinted.reads_features(cell) is True and hinted.size(cell) == 5.0
+
+
 def test_workload_times_keep_the_shortest_of_each_kind():
     """Bug caught: a time disturbed by the other worker (the longest) or the last one
     overwriting a cleaner measurement."""
@@ -162,6 +173,9 @@ def test_workload_share_falls_back_to_the_median_of_measured_workloads():
     times.record("free", 0.0, first=True)
     times.record("free", 0.2, first=False)
     assert times.share("free") == 1.0  # an instant first cell: nothing to save by waiting
+    times.record("slower-later", 2.0, first=True)
+    times.record("slower-later", 3.0, first=False)
+    assert times.share("slower-later") == 1.0  # capped: a later cell is never worth more
 
 
 def test_duplicating_pays_when_the_remaining_cells_outweigh_twice_the_extraction():
@@ -176,6 +190,11 @@ def test_duplicating_pays_when_the_remaining_cells_outweigh_twice_the_extraction
     assert times.worth_duplicating("w", 9)
     assert times.worth_duplicating("unmeasured", 1) is False  # the median of w: 0.2
     assert WorkloadTimes().worth_duplicating("w", 1) is True  # nothing measured at all
+    for group, later in (("b", 9.0), ("c", 8.0)):  # median share now 0.8
+        times.record(group, 10.0, first=True)
+        times.record(group, later, first=False)
+    assert times.worth_duplicating("unmeasured", 1) is True  # 0.8 > 2 * 0.2
+    assert not times.worth_duplicating("w", 2)  # w's own share (0.2), not the median
 
 
 def _pid_after_a_second(cell: Cell) -> CellResult:
