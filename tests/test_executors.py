@@ -53,6 +53,35 @@ def test_process_executor_returns_every_result_from_worker_processes():
     assert os.getpid() not in {r.extra["pid"] for r in results}
 
 
+def _parent_and_preloaded(cell: Cell) -> CellResult:
+    import sys
+
+    return CellResult(cell, "ok", extra={"parent": os.getppid(),
+                                         "wave": "wave" in sys.modules})
+
+
+def test_workers_fork_from_a_server_that_imported_the_preload():
+    """Bugs caught: workers forked from the ``bench`` process itself (which may hold threads,
+    and whose every import each worker would copy), the preload list not imported before the
+    cells (each worker importing torch itself: seconds each), installed modules dropped from
+    it or missing ones kept (the server failing to start), and a default of two workers."""
+    from pathlib import Path
+
+    from fakes import fresh_interpreter
+
+    executor = ProcessExecutor(1, preload=("wave", "no_such_module_for_transferlab"))
+    assert executor.preload == ["wave"] and ProcessExecutor().workers == 1
+    # a fresh interpreter: the forkserver of this one may already run, with another preload
+    here = str(Path(__file__).parent)
+    code = (f"import os, sys; sys.path.insert(0, {here!r})\n"
+            "import test_executors as t\n"
+            "assert 'wave' not in sys.modules  # a standard module nothing else imports\n"
+            "(r,) = t.ProcessExecutor(1, preload=('wave',)).run(t._cells(n=1),"
+            " t._parent_and_preloaded)\n"
+            "print(r.extra['parent'] != os.getpid(), r.extra['wave'])")
+    assert fresh_interpreter(code) == "True True"  # the forkserver's child; wave preloaded
+
+
 def test_a_crashing_cell_fails_alone_and_every_other_cell_gets_its_result():
     """Catches the BrokenProcessPool bug: one dead worker breaks the whole pool, and every
     cell still running or queued used to be recorded as "worker crashed" too."""
