@@ -254,6 +254,30 @@ def test_a_free_lane_leaves_a_feature_cell_to_the_lane_holding_its_features():
     assert extras["big", 1]["pid"] != extras["big", 0]["pid"]  # ran beside it, at once
 
 
+EVEN_SECONDS = {"even": 0.6, "small": 0.05}
+
+
+def _as_long_every_time(cell: Cell) -> CellResult:
+    """A feature cell that gains nothing from memory: as long the second time."""
+    time.sleep(EVEN_SECONDS[cell.backbone])
+    return CellResult(cell, "ok", extra={"pid": os.getpid()})
+
+
+def test_a_free_lane_shares_a_workload_whose_cells_gain_nothing_from_memory():
+    """End to end with two real workers: the small workload's two cells take as long each
+    (a measured share of 1), so when the other lane holds the big workload, extracting
+    again pays and the free lane takes some of its cells. Bugs caught: the rule fed the
+    wrong workload or count (so the lane always waits and one worker runs all the big
+    workload's cells alone), or ``reads_features`` asked about the wrong cell."""
+    cells = [Cell("even", "t", "m", seed=s) for s in range(3)] + [
+        Cell("small", "t", "m", seed=s) for s in range(2)]
+    queue = CellQueue(cells, lambda cell: cell.backbone in EVEN_SECONDS,
+                      lambda cell: 1e6 if cell.backbone == "even" else 0.0)
+    results = list(ProcessExecutor(2, preload=()).run(queue, _as_long_every_time))
+    assert len(results) == 5
+    assert len({r.extra["pid"] for r in results if r.cell.backbone == "even"}) == 2
+
+
 def test_single_blas_thread_limits_blas_inside_the_block_only():
     """Bug caught: the limit leaking out of the probe's fit (large matrix products elsewhere
     would lose half the cores) or not applying inside it."""
