@@ -71,6 +71,8 @@ def test_workers_fork_from_a_server_that_imported_the_preload():
 
     executor = ProcessExecutor(1, preload=("wave", "no_such_module_for_transferlab"))
     assert executor.preload == ["wave"] and ProcessExecutor().workers == 1
+    (result,) = ProcessExecutor(1, preload=()).run(_cells(n=1), _parent_and_preloaded)
+    assert result.extra["parent"] != os.getpid()  # the forkserver's child, not this process's
     # a fresh interpreter: the forkserver of this one may already run, with another preload
     here = str(Path(__file__).parent)
     code = (f"import os, sys; sys.path.insert(0, {here!r})\n"
