@@ -278,6 +278,23 @@ def test_a_free_lane_shares_a_workload_whose_cells_gain_nothing_from_memory():
     assert len({r.extra["pid"] for r in results if r.cell.backbone == "even"}) == 2
 
 
+def _started_at(cell: Cell) -> CellResult:
+    start = time.time()
+    time.sleep(0.4)
+    return CellResult(cell, "ok", extra={"start": start})
+
+
+def test_the_process_executor_starts_the_biggest_backbone_in_the_first_round():
+    """End to end with two real workers and three backbones, the biggest listed last: it
+    starts with the first two cells, not after one of them. Bug caught: the executor not
+    passing the queue's size hint on (suite order again: the biggest starts last)."""
+    cells = [Cell(name, "t", "m") for name in ("small-a", "small-b", "big")]
+    queue = CellQueue(cells, size=lambda cell: 1e6 if cell.backbone == "big" else 0.0)
+    results = list(ProcessExecutor(2, preload=()).run(queue, _started_at))
+    start = {r.cell.backbone: r.extra["start"] for r in results}
+    assert start["big"] < start["small-b"]
+
+
 def test_single_blas_thread_limits_blas_inside_the_block_only():
     """Bug caught: the limit leaking out of the probe's fit (large matrix products elsewhere
     would lose half the cores) or not applying inside it."""
