@@ -295,6 +295,43 @@ def test_the_process_executor_starts_the_biggest_backbone_in_the_first_round():
     assert start["big"] < start["small-b"]
 
 
+class _HeldUntil(CellQueue):
+    """Cells another process holds until ``free_at`` (a claim elsewhere, as in CellClaims)."""
+
+    poll = 0.05
+
+    def __init__(self, cells, held: set[str], free_at: float) -> None:
+        super().__init__(cells)
+        self.held, self.free_at = held, free_at
+
+    def _take(self, cell):
+        if cell.backbone in self.held and time.time() < self.free_at:
+            return "held"
+        return "yours"
+
+
+def _timed(cell: Cell) -> CellResult:
+    time.sleep(2.0 if cell.backbone == "long" else 0.05)
+    return CellResult(cell, "ok", extra={"end": time.time()})
+
+
+def test_the_process_executor_waits_for_cells_held_elsewhere_and_runs_them():
+    """Bugs caught: the executor giving up (or crashing) when every remaining cell is held by
+    another process, so those cells are lost if that process dies."""
+    queue = _HeldUntil([Cell("held", "t", "m")], {"held"}, time.time() + 0.3)
+    (result,) = ProcessExecutor(1, preload=()).run(queue, _timed)
+    assert result.status == "ok" and result.cell.backbone == "held"
+
+
+def test_an_idle_lane_takes_a_cell_freed_elsewhere_while_the_other_lane_still_works():
+    """Bug caught: the executor blocking until the busy lane finishes (2 s) before looking
+    again at a cell another process held for 0.3 s, so the idle worker sat idle."""
+    cells = [Cell("long", "t", "m"), Cell("held", "t", "m")]
+    queue = _HeldUntil(cells, {"held"}, time.time() + 0.3)
+    results = {r.cell.backbone: r for r in ProcessExecutor(2, preload=()).run(queue, _timed)}
+    assert results["held"].extra["end"] < results["long"].extra["end"]
+
+
 def test_single_blas_thread_limits_blas_inside_the_block_only():
     """Bug caught: the limit leaking out of the probe's fit (large matrix products elsewhere
     would lose half the cores) or not applying inside it."""
