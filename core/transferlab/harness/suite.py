@@ -387,12 +387,21 @@ def run_suite(
         return
     from tqdm.auto import tqdm
 
+    # the executor asks for every remaining cell at each draw: look each name up once
+    reads: dict[tuple[str, bool], bool] = {}
+    sizes: dict[str, float] = {}
+
     def features_cell(cell: Cell) -> bool:
-        return reads_features(cell, registries)
+        key = (cell.method, cell.regime is None)
+        if key not in reads:
+            reads[key] = reads_features(cell, registries)
+        return reads[key]
 
     def backbone_size(cell: Cell) -> float:
-        count = registries.backbones.get(cell.backbone).info.get("params_count")
-        return float(count) if isinstance(count, int | float) else 0.0
+        if cell.backbone not in sizes:
+            count = registries.backbones.get(cell.backbone).info.get("params_count")
+            sizes[cell.backbone] = float(count) if isinstance(count, int | float) else 0.0
+        return sizes[cell.backbone]
 
     failures = 0
     with tqdm(total=len(todo), desc=f"suite {suite.name}", unit="cell",
